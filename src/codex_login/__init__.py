@@ -1,0 +1,74 @@
+"""codex-login: sign in to Codex from the command line, with first-class login diagnostics.
+
+The public API is re-exported lazily so that ``import codex_login`` (and ``codex-login status``) stays as
+cheap as the interpreter: nothing heavy is imported until a name is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ServerOptions": "server",
+    "LoginServer": "server",
+    "LoginSuccess": "server",
+    "run_login_server": "server",
+    "LoginError": "errors",
+    "ConfigError": "errors",
+    "TransportError": "errors",
+    "TokenEndpointError": "errors",
+    "LoginCancelled": "errors",
+    "LoginTimedOut": "errors",
+    "PersistError": "errors",
+    "Config": "config",
+    "load_config": "config",
+    "load_auth": "storage",
+    "redact_sensitive_url_parts": "diagnostics.redact",
+    "sanitize_url_for_logging": "diagnostics.redact",
+}
+
+if TYPE_CHECKING:
+    from .config import Config, load_config
+    from .diagnostics.redact import redact_sensitive_url_parts, sanitize_url_for_logging
+    from .errors import (
+        ConfigError,
+        LoginCancelled,
+        LoginError,
+        LoginTimedOut,
+        PersistError,
+        TokenEndpointError,
+        TransportError,
+    )
+    from .server import LoginServer, LoginSuccess, ServerOptions, run_login_server
+    from .storage import load_auth
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LoginCancelled",
+    "LoginError",
+    "LoginServer",
+    "LoginSuccess",
+    "LoginTimedOut",
+    "PersistError",
+    "ServerOptions",
+    "TokenEndpointError",
+    "TransportError",
+    "__version__",
+    "load_auth",
+    "load_config",
+    "redact_sensitive_url_parts",
+    "run_login_server",
+    "sanitize_url_for_logging",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codex_login' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -1,0 +1,1 @@
+"""One module per ``codex-login`` command. Each exposes ``run(args) -> int`` and imports what it needs."""

@@ -1,0 +1,148 @@
+"""``codex-login`` without a subcommand: the sign-in flows (browser by default, device code, API key)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import threading
+from types import FrameType
+
+from ..config import DEFAULT_LOGIN_TIMEOUT_SECONDS, DEFAULT_PORT, Config
+from ..diagnostics import events
+from ..diagnostics.record import attempt_span, new_attempt_id
+from ..errors import LoginError
+from .common import attempt_footer, config_from_args, err
+
+API_KEY_FLAG_REMOVED = (
+    "The --api-key flag is no longer supported. Pipe the key instead, e.g. "
+    "`printenv OPENAI_API_KEY | codex-login --with-api-key`."
+)
+CHATGPT_DISABLED = "ChatGPT login is disabled. Use API key login instead."
+API_KEY_DISABLED = "API key login is disabled. Use ChatGPT login instead."
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop the attempt cleanly (exit 143)."""
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.api_key is not None:
+        err(API_KEY_FLAG_REMOVED)
+        return 1
+    config = config_from_args(args)
+    if config is None:
+        return 1
+    if args.with_api_key:
+        if config.forced_login_method == "chatgpt":
+            err(API_KEY_DISABLED)
+            return 1
+        return _delegate("codex_login.commands.api_key:run", args, config)
+    if config.forced_login_method == "api":
+        err(CHATGPT_DISABLED)
+        return 1
+    if args.device_auth:
+        return _delegate("codex_login.commands.device:run", args, config)
+    return run_browser(args, config)
+
+
+def _delegate(target: str, args: argparse.Namespace, config: Config) -> int:
+    module_name, _, func = target.partition(":")
+    code: int = getattr(importlib.import_module(module_name), func)(args, config)
+    return code
+
+
+def start_file_logging(config: Config) -> str | None:
+    """reference-spec §14.4: the durable log for every sign-in command; warnings only, never fatal."""
+    from ..diagnostics.logfile import init_login_file_logging
+
+    handle = init_login_file_logging(config.log_dir, log_format=config.login_log_format)
+    return str(handle.path) if handle.active and handle.path is not None else None
+
+
+def _install_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def run_browser(args: argparse.Namespace, config: Config) -> int:
+    from ..http import HttpSettings
+    from ..server import ServerOptions, run_login_server
+
+    log_path = start_file_logging(config)
+    attempt_id = new_attempt_id()
+    timeout = DEFAULT_LOGIN_TIMEOUT_SECONDS if args.timeout is None else args.timeout
+    with attempt_span(attempt_id):
+        events.browser_login_flow_started()
+        options = ServerOptions(
+            codex_home=config.codex_home,
+            client_id=config.client_id,
+            issuer=config.issuer,
+            port=DEFAULT_PORT if args.port is None else args.port,
+            open_browser=not args.no_browser,
+            forced_chatgpt_workspace_id=config.forced_chatgpt_workspace_id,
+            store_mode=config.credentials_store.value,
+            originator=config.originator,
+            timeout=timeout or None,
+            http=HttpSettings(total_timeout=config.http_timeout),
+            attempt_id=attempt_id,
+            notice=err,
+        )
+        _install_sigterm()
+        try:
+            server = run_login_server(options)
+        except LoginError as exc:
+            return _fail(exc, config, log_path)
+        if args.no_browser:
+            err(f"Starting local login server on http://localhost:{server.actual_port}.")
+            err("Open this URL in your browser to sign in:")
+        else:
+            err(f"Starting local login server on http://localhost:{server.actual_port}.")
+            err("If your browser did not open, navigate to this URL to authenticate:")
+        err("")
+        err(server.auth_url)
+        err("")
+        err("On a remote or headless machine? Use `codex-login --device-auth` instead.")
+        try:
+            wait_for_outcome(server)
+        except LoginError as exc:
+            return _fail(exc, config, log_path)
+        except (KeyboardInterrupt, Terminated) as stop:
+            server.cancel("interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated")
+            try:
+                server.block_until_done(5)
+            except (LoginError, TimeoutError):
+                pass
+            err("Error logging in: Login was not completed (interrupted)")
+            err(f"Attempt ID: {attempt_id}")
+            return 130 if isinstance(stop, KeyboardInterrupt) else 143
+    err("Successfully logged in")
+    return 0
+
+
+def wait_for_outcome(server: object) -> None:
+    """Block until the attempt ends; raises its LoginError. Ctrl-C reaches the caller as KeyboardInterrupt."""
+    from ..server import LoginServer
+
+    assert isinstance(server, LoginServer)
+    while True:
+        try:
+            server.block_until_done(0.25)
+            return
+        except TimeoutError:
+            continue
+
+
+def _fail(exc: LoginError, config: Config, log_path: str | None) -> int:
+    from ..diagnostics.redact import sanitize_terminal_text
+
+    err(f"Error logging in: {sanitize_terminal_text(str(exc))}")
+    footer = attempt_footer(exc, config, log_path)
+    if footer:
+        err(footer)
+    return 1

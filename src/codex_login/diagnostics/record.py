@@ -1,0 +1,86 @@
+"""The contract between the event catalogue and the formatters.
+
+An event is a standard :class:`logging.LogRecord` whose ``msg`` is a constant string from the catalogue and
+which carries two extra attributes:
+
+* ``codex_fields``: an insertion-ordered ``dict[str, FieldValue]`` of reviewed fields;
+* ``codex_attempt``: the attempt ID (``la_`` + 8 hex) of the sign-in it belongs to, or ``None``.
+
+Field values follow tracing's rendering rules: a plain ``str`` is rendered Debug-quoted
+(``error_code="access_denied"``), a :class:`Display` value unquoted (``status=200 OK``), and bools and ints
+as themselves. Formatters escape every value so that one event is always exactly one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import secrets
+from collections.abc import Iterator
+
+FIELDS_ATTR = "codex_fields"
+ATTEMPT_ATTR = "codex_attempt"
+
+
+class Display(str):
+    """A field value rendered like tracing's ``%value``: without quotes."""
+
+    __slots__ = ()
+
+
+FieldValue = str | bool | int | float | None
+
+_ATTEMPT: contextvars.ContextVar[str | None] = contextvars.ContextVar("codex_login_attempt", default=None)
+
+
+def new_attempt_id() -> str:
+    """A fresh attempt ID, ``la_`` followed by 8 lowercase hex digits (DECISIONS D-10)."""
+    return "la_" + secrets.token_hex(4)
+
+
+def current_attempt() -> str | None:
+    """The attempt ID of the sign-in running in this context, if any."""
+    return _ATTEMPT.get()
+
+
+@contextlib.contextmanager
+def attempt_span(attempt_id: str) -> Iterator[str]:
+    """Run the body inside the ``login{attempt=...}`` span: every event emitted in it carries the ID.
+
+    Threads started with ``contextvars.copy_context().run`` (and ``asyncio.to_thread``) inherit it.
+    """
+    token = _ATTEMPT.set(attempt_id)
+    try:
+        yield attempt_id
+    finally:
+        _ATTEMPT.reset(token)
+
+
+def target_of(logger_name: str) -> str:
+    """``codex_login.server`` -> ``codex_login::server``: how tracing spells a module path."""
+    return logger_name.replace(".", "::")
+
+
+def emit(
+    logger: logging.Logger, level: int, message: str, fields: dict[str, FieldValue] | None = None
+) -> None:
+    """Emit one catalogue event. ``message`` must be a constant from the catalogue, never built from input."""
+    if not logger.isEnabledFor(level):
+        return
+    logger.log(
+        level,
+        message,
+        extra={FIELDS_ATTR: dict(fields or {}), ATTEMPT_ATTR: _ATTEMPT.get()},
+        stacklevel=2,
+    )
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, FieldValue]:
+    value = getattr(record, FIELDS_ATTR, None)
+    return value if isinstance(value, dict) else {}
+
+
+def attempt_of(record: logging.LogRecord) -> str | None:
+    value = getattr(record, ATTEMPT_ATTR, None)
+    return value if isinstance(value, str) else None

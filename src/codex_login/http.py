@@ -1,0 +1,371 @@
+"""Outbound HTTP: the one place that imports httpx.
+
+Every request has a connect timeout and a total deadline, follows no redirects (a 307 must never carry a
+code or a verifier to a second host: RFC 9700 §4.12), reads at most 1 MiB of body, trusts the CA source
+DECISIONS D-9 names, and takes its proxy from the environment. Failures become
+:class:`~codex_login.errors.TransportError` with a ``transport_kind`` decided from exception *types* (never
+by matching message text) and a message whose URLs are redacted.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import http
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .diagnostics.redact import proxy_for_logging, redact_sensitive_url_parts
+from .errors import TransportError
+
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_TOTAL_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+USER_AGENT = "codex-login"
+
+
+@dataclass(frozen=True)
+class CaSource:
+    """Where trust anchors come from: ``CODEX_CA_CERTIFICATE``, ``SSL_CERT_FILE`` or ``system``."""
+
+    name: str
+    path: str | None = None
+
+    def describe(self) -> str:
+        return self.name if self.path is None else f"{self.name} ({self.path})"
+
+
+def resolve_ca_source(env: Mapping[str, str]) -> CaSource:
+    for var in ("CODEX_CA_CERTIFICATE", "SSL_CERT_FILE"):
+        value = env.get(var, "").strip()
+        if value:
+            return CaSource(var, value)
+    return CaSource("system")
+
+
+def build_ssl_context(ca: CaSource) -> ssl.SSLContext:
+    if ca.path is None:
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        with open(ca.path, "rb") as fh:
+            pem = fh.read(4 * 1024 * 1024)
+        ctx = ssl.create_default_context()
+        ctx.load_verify_locations(cadata=pem.decode("ascii", errors="strict"))
+    except OSError as err:
+        raise TransportError(
+            f"Failed to read CA certificate file {ca.path} selected by {ca.name}: {err.strerror}",
+            transport_kind="ca_config",
+        ) from None
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+        raise TransportError(
+            f"Failed to load CA certificate file {ca.path} selected by {ca.name}: "
+            "it does not contain a PEM certificate",
+            transport_kind="ca_config",
+        ) from None
+    return ctx
+
+
+def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy the environment selects for ``url`` (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), or None."""
+    parts = urlsplit(url)
+    lowered = {k.lower(): v for k, v in env.items() if k.lower().endswith("_proxy") and v}
+    no_proxy = lowered.get("no_proxy", "")
+    host = parts.hostname or ""
+    if no_proxy and _bypassed(host, parts.port, no_proxy):
+        return None
+    return lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy")
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    """NO_PROXY as curl and reqwest read it: ``*``, host names (suffix match), IPs and CIDR ranges, ``host:port``."""
+    host = host.strip("[]").lower()
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry_port: int | None = None
+        if entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry):
+            name, _, port_text = entry.rpartition(":")
+            if port_text.isdigit():
+                entry, entry_port = name, int(port_text)
+        entry = entry.strip("[]")
+        if entry_port is not None and entry_port != port:
+            continue
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        bare = entry.lstrip(".")
+        if host == bare or host.endswith("." + bare):
+            return True
+    return False
+
+
+def status_text(status: int) -> str:
+    """How Rust's ``StatusCode`` displays: ``403 Forbidden``."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} <unknown status code>"
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes = field(repr=False)
+    truncated: bool = False
+
+    @property
+    def status_text(self) -> str:
+        return status_text(self.status)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts in seconds and the environment that selects CA and proxy."""
+
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the log may say about how a request left the machine."""
+
+    ca_source: str
+    proxy: str
+
+
+class HttpClient:
+    """A small synchronous client over httpx with the project's policies."""
+
+    def __init__(self, settings: HttpSettings | None = None) -> None:
+        self.settings = settings or HttpSettings()
+        self.env: Mapping[str, str] = self.settings.env if self.settings.env is not None else os.environ
+        self.ca = resolve_ca_source(self.env)
+        self._ssl: ssl.SSLContext | None = None
+        self._clients: dict[str | None, httpx.Client] = {}
+
+    def route_for(self, url: str) -> Route:
+        proxy = proxy_for_url(url, self.env)
+        return Route(ca_source=self.ca.name, proxy="none" if proxy is None else proxy_for_logging(proxy))
+
+    def _client(self, url: str) -> httpx.Client:
+        proxy = proxy_for_url(url, self.env)
+        client = self._clients.get(proxy)
+        if client is not None:
+            return client
+        if urlsplit(url).scheme == "https" and self._ssl is None:
+            self._ssl = build_ssl_context(self.ca)
+        timeout = min(self.settings.connect_timeout, self.settings.total_timeout)
+        try:
+            client = httpx.Client(
+                verify=self._ssl if self._ssl is not None else True,
+                timeout=httpx.Timeout(self.settings.total_timeout, connect=timeout),
+                follow_redirects=False,
+                trust_env=False,
+                proxy=proxy,
+                headers={"User-Agent": USER_AGENT},
+            )
+        except ImportError:
+            raise TransportError(
+                f"the proxy {proxy_for_logging(proxy or '')} needs SOCKS support: "
+                "pip install 'codex-login[socks]'",
+                transport_kind="proxy",
+            ) from None
+        except ValueError:
+            scheme = urlsplit(proxy or "").scheme or "?"
+            raise TransportError(
+                f"unsupported proxy scheme {scheme!r} in the proxy environment variables "
+                "(use http://, https:// or socks5://)",
+                transport_kind="proxy",
+            ) from None
+        self._clients[proxy] = client
+        return client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def post_form(self, url: str, body: str, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        return self.request("POST", url, content=body.encode("utf-8"), headers=hdrs)
+
+    def post_json(self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        return self.request("POST", url, content=json.dumps(payload).encode("utf-8"), headers=hdrs)
+
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        return self.request("GET", url, headers=dict(headers or {}))
+
+    def request(
+        self, method: str, url: str, *, content: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> HttpResponse:
+        client = self._client(url)
+        deadline = time.monotonic() + self.settings.total_timeout
+        try:
+            with client.stream(method, url, content=content, headers=headers) as response:
+                chunks: list[bytes] = []
+                size = 0
+                truncated = False
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        truncated = True
+                        break
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("total deadline exceeded")
+                body = b"".join(chunks)[:MAX_BODY_BYTES]
+                return HttpResponse(
+                    status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    body=body,
+                    truncated=truncated,
+                )
+        except httpx.HTTPError as err:
+            raise classify_transport_error(err, url, self) from None
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in seen and len(seen) < 16:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _errno_of(chain: list[BaseException]) -> int | None:
+    for exc in chain:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc.errno
+    return None
+
+
+@dataclass(frozen=True)
+class TransportFacts:
+    """What the log may record about a transport failure."""
+
+    kind: str
+    error_class: str
+    errno: int | None
+    is_timeout: bool
+    is_connect: bool
+    is_request: bool
+
+
+def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> TransportFacts:
+    """Classify by exception type along the cause chain (the PR's non-goal forbids guessing from text).
+
+    A failed connect while a proxy is configured for the URL is a proxy failure: the only peer we tried
+    to reach was the proxy.
+    """
+    chain = _chain(err)
+    code = _errno_of(chain)
+    is_timeout = isinstance(err, httpx.TimeoutException)
+    is_connect = isinstance(err, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError)
+    is_request = isinstance(err, httpx.RequestError)
+    if is_timeout:
+        kind = "timeout"
+    elif isinstance(err, httpx.ProxyError) or (proxy_in_use and isinstance(err, httpx.ConnectError)):
+        kind = "proxy"
+    elif any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
+        kind = "tls"
+    elif any(isinstance(e, socket.gaierror) for e in chain):
+        kind = "dns"
+    elif isinstance(err, httpx.ConnectError):
+        kind = "connect"
+    elif isinstance(err, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        kind = "closed"
+    else:
+        kind = "protocol"
+    return TransportFacts(
+        kind=kind,
+        error_class=type(err).__name__,
+        errno=code,
+        is_timeout=is_timeout,
+        is_connect=is_connect,
+        is_request=is_request,
+    )
+
+
+def _cause_phrase(facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str) -> str:
+    route = client.route_for(url)
+    if facts.kind == "timeout":
+        return f"timed out (connect {client.settings.connect_timeout:g} s, total {client.settings.total_timeout:g} s)"
+    if facts.kind == "proxy":
+        return f"the proxy {route.proxy} failed"
+    if facts.kind == "tls":
+        detail = "TLS handshake failed"
+        for exc in chain:
+            if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+                detail = f"TLS certificate verification failed: {exc.verify_message}"
+                break
+        return (
+            f"{detail} (trusted CAs from {client.ca.describe()}; "
+            "set CODEX_CA_CERTIFICATE to a PEM file to trust another CA)"
+        )
+    if facts.kind == "dns":
+        return f"could not resolve host {urlsplit(url).hostname or '?'}"
+    if facts.kind == "connect":
+        if facts.errno == errno_mod.ECONNREFUSED:
+            return "connection refused"
+        if facts.errno is not None:
+            return f"could not connect: {os.strerror(facts.errno)}"
+        return "could not connect"
+    if facts.kind == "closed":
+        return "the server closed the connection without a complete answer"
+    return "the HTTP exchange failed"
+
+
+def classify_transport_error(err: httpx.HTTPError, url: str, client: HttpClient) -> TransportError:
+    facts = transport_facts(err, proxy_in_use=proxy_for_url(url, client.env) is not None)
+    chain = _chain(err)
+    display = f"error sending request for url ({redact_sensitive_url_parts(url)})"
+    return TransportError(
+        f"{display}: {_cause_phrase(facts, chain, client, url)}",
+        transport_kind=facts.kind,
+        display=display,
+        error_class=facts.error_class,
+        errno=facts.errno,
+        is_timeout=facts.is_timeout,
+        is_connect=facts.is_connect,
+        is_request=facts.is_request,
+    )

@@ -1,0 +1,535 @@
+"""The browser sign-in through the library API against the scripted issuer, with its exact log lines.
+
+Each scenario asserts the outcome (returned error, page, auth.json) and the exact lines the durable log
+holds (timestamps, attempt IDs, ports, sizes and durations normalized). A final test asserts that no two
+scenarios leave the same lines: support can tell every failure apart from the log alone (issue 3).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codex_login.errors import ErrorKind, LoginError
+from codex_login.http import HttpSettings
+from codex_login.server import LoginServer, LoginSuccess, ServerOptions, run_login_server
+from tests.conftest import LoginLog
+from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, tokens_answer
+
+STATE = "test_state_0123456789_abcdefghijklmnopqrstu"
+
+ATTEMPT_START = [
+    " INFO codex_cli::login: login attempt started flow=browser issuer=http://127.0.0.1:PORT/ "
+    'client_id="app_EMoamEEZ73f0CkXaXp7hrann" version=V store=file',
+    " INFO codex_login::server: login server listening port=N addresses=A fallback=false attempts=N",
+    " INFO codex_login::server: browser not opened reason=disabled",
+]
+CALLBACK_OK = (
+    " INFO codex_login::server: received login callback path=/auth/callback has_code=true "
+    "has_state=true has_error=false state_valid=true"
+)
+EXCHANGE_START = [
+    " INFO codex_login::server: starting oauth token exchange issuer=http://127.0.0.1:PORT/ "
+    "token_endpoint=http://127.0.0.1:PORT/oauth/token redirect_uri=http://localhost:PORT/auth/callback",
+    " INFO codex_login::server: oauth token request route ca_source=system proxy=none",
+]
+
+
+def norm(lines: list[str]) -> list[str]:
+    import re
+
+    return [re.sub(r"addresses=\S+", "addresses=A", line) for line in lines]
+
+
+@pytest.fixture
+def issuer() -> Iterator[ScriptedIssuer]:
+    with ScriptedIssuer() as scripted:
+        yield scripted
+
+
+def start(codex_home: Path, issuer_url: str, **overrides: object) -> LoginServer:
+    options = ServerOptions(
+        codex_home=codex_home,
+        issuer=issuer_url,
+        port=0,
+        open_browser=False,
+        force_state=STATE,
+        http=HttpSettings(env={}, total_timeout=2.0, connect_timeout=2.0),
+        timeout=30,
+        success_grace=5,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return run_login_server(options)
+
+
+def callback(server: LoginServer, query: str, *, follow: bool = True) -> httpx.Response:
+    return httpx.get(
+        f"http://127.0.0.1:{server.actual_port}/auth/callback?{query}", follow_redirects=follow, timeout=15
+    )
+
+
+def outcome(server: LoginServer) -> LoginSuccess | LoginError:
+    try:
+        return server.block_until_done(15)
+    except LoginError as err:
+        return err
+
+
+@dataclass
+class Scenario:
+    name: str
+    prepare: Callable[[ScriptedIssuer, Path], dict[str, object]]
+    query: str
+    expect_lines: list[str]
+    expect_error: str | None
+    page_contains: tuple[str, ...] = ()
+
+
+def _token(answer: Answer) -> Callable[[ScriptedIssuer, Path], dict[str, object]]:
+    def prepare(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+        issuer.token = answer
+        return {}
+
+    return prepare
+
+
+def _nothing(_issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    return {}
+
+
+def _closed_port_issuer(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {"issuer": f"http://127.0.0.1:{port}"}
+
+
+def _dead_proxy(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {
+        "http": HttpSettings(
+            env={"HTTP_PROXY": f"http://proxyuser:CNRYproxypw@127.0.0.1:{port}"}, total_timeout=2.0
+        )
+    }
+
+
+def _workspace(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    issuer.token = tokens_answer(id_token=id_token_for(account_id="acct_other"))
+    return {"forced_chatgpt_workspace_id": ("org-required",)}
+
+
+def _unsavable(issuer: ScriptedIssuer, home: Path) -> dict[str, object]:
+    blocker = home / "not-a-dir"
+    blocker.write_text("x")
+    return {"codex_home": blocker / "sub"}
+
+
+def _hang(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    issuer.token = Answer(hang=4.0)
+    return {"http": HttpSettings(env={}, total_timeout=1.0, connect_timeout=1.0)}
+
+
+def exchange_failed(response: str, middle: list[str], failure: str) -> list[str]:
+    return [
+        CALLBACK_OK,
+        *EXCHANGE_START,
+        *([response] if response else []),
+        *middle,
+        "ERROR codex_login::server: login callback token exchange failed",
+        f" WARN codex_cli::login: login finished outcome=error flow=browser duration_ms=N failure={failure}",
+    ]
+
+
+def response_line(status: str, content_type: str) -> str:
+    return (
+        f" INFO codex_login::server: oauth token endpoint response status={status} "
+        f'content_type="{content_type}" body_len=N'
+    )
+
+
+SCENARIOS = [
+    Scenario(
+        "access_denied",
+        _nothing,
+        f"error=access_denied&error_description=User%20cancelled&state={STATE}",
+        [
+            " INFO codex_login::server: received login callback path=/auth/callback has_code=false "
+            "has_state=true has_error=true state_valid=true",
+            ' WARN codex_login::server: oauth callback returned error error_code="access_denied" '
+            "has_error_description=true",
+            " WARN codex_cli::login: login finished outcome=denied flow=browser duration_ms=N failure=denied",
+        ],
+        "Sign-in failed: User cancelled",
+        ("Sign-in could not be completed", "User cancelled", "access_denied"),
+    ),
+    Scenario(
+        "missing_code",
+        _nothing,
+        f"state={STATE}",
+        [
+            " INFO codex_login::server: received login callback path=/auth/callback has_code=false "
+            "has_state=true has_error=false state_valid=true",
+            " WARN codex_login::server: login callback missing authorization code",
+            " WARN codex_cli::login: login finished outcome=error flow=browser duration_ms=N failure=missing_code",
+        ],
+        "Missing authorization code. Sign-in could not be completed.",
+        ("missing_authorization_code",),
+    ),
+    Scenario(
+        "token_400_json",
+        _token(Answer.json(400, {"error": "invalid_grant", "error_description": "refresh token expired"})),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("400 Bad Request", "application/json"),
+            [
+                " WARN codex_login::server: oauth token exchange returned non-success status status=400 Bad Request "
+                'error_code="invalid_grant" error_message="refresh token expired"'
+            ],
+            "token_invalid_grant",
+        ),
+        "Token exchange failed: token endpoint returned status 400 Bad Request: refresh token expired",
+        ("token_exchange_failed", "refresh token expired"),
+    ),
+    Scenario(
+        "token_401_json",
+        _token(
+            Answer.json(
+                401, {"error": {"code": "proxy_auth_required", "message": "proxy authentication required"}}
+            )
+        ),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("401 Unauthorized", "application/json"),
+            [
+                " WARN codex_login::server: oauth token exchange returned non-success status status=401 Unauthorized "
+                'error_code="proxy_auth_required" error_message="proxy authentication required"'
+            ],
+            "token_forbidden",
+        ),
+        "Token exchange failed: token endpoint returned status 401 Unauthorized: proxy authentication required",
+    ),
+    Scenario(
+        "token_403_html",
+        _token(Answer.text(403, "<html><b>blocked</b></html>", "text/html")),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("403 Forbidden", "text/html"),
+            [
+                " WARN codex_login::server: oauth token exchange returned non-success status status=403 Forbidden "
+                'error_code="unknown" error_message="unknown"'
+            ],
+            "token_forbidden",
+        ),
+        "Token exchange failed: token endpoint returned status 403 Forbidden: <html><b>blocked</b></html>",
+        ("&lt;b&gt;blocked&lt;/b&gt;",),
+    ),
+    Scenario(
+        "token_503_json",
+        _token(Answer.json(503, {"error": "temporarily_unavailable"})),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("503 Service Unavailable", "application/json"),
+            [
+                " WARN codex_login::server: oauth token exchange returned non-success status "
+                'status=503 Service Unavailable error_code="temporarily_unavailable" error_message="unknown"'
+            ],
+            "token_server_error",
+        ),
+        "Token exchange failed: token endpoint returned status 503 Service Unavailable: temporarily_unavailable",
+    ),
+    Scenario(
+        "token_500_empty",
+        _token(Answer(500)),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("500 Internal Server Error", "none"),
+            [
+                " WARN codex_login::server: oauth token exchange returned non-success status "
+                'status=500 Internal Server Error error_code="unknown" error_message="unknown"'
+            ],
+            "token_server_error",
+        ),
+        "Token exchange failed: token endpoint returned status 500 Internal Server Error: unknown error",
+    ),
+    Scenario(
+        "token_200_not_json",
+        _token(Answer.text(200, "<html>captive portal</html>", "text/html")),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("200 OK", "text/html"),
+            ["ERROR codex_login::server: oauth token response invalid status=200 OK reason=not_json"],
+            "token_invalid_response",
+        ),
+        "Token exchange failed: OAuth token response is invalid: the body is not JSON",
+    ),
+    Scenario(
+        "token_200_missing_field",
+        _token(Answer.json(200, {"id_token": id_token_for(), "access_token": "a"})),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            response_line("200 OK", "application/json"),
+            [
+                "ERROR codex_login::server: oauth token response invalid status=200 OK reason=missing_field "
+                "field=refresh_token"
+            ],
+            "token_invalid_response",
+        ),
+        "Token exchange failed: OAuth token response is invalid: the field 'refresh_token' is missing or not a string",
+    ),
+    Scenario(
+        "connection_closed",
+        _token(Answer(close=True)),
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            "",
+            [
+                "ERROR codex_login::server: oauth token exchange transport failure is_timeout=false is_connect=false "
+                "is_request=true error=error sending request for url (http://127.0.0.1:PORT/oauth/token)",
+                "ERROR codex_login::server: oauth token transport error classified kind=closed "
+                "error_class=RemoteProtocolError",
+            ],
+            "transport_closed",
+        ),
+        "the server closed the connection without a complete answer",
+    ),
+    Scenario(
+        "connection_refused",
+        _closed_port_issuer,
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            "",
+            [
+                "ERROR codex_login::server: oauth token exchange transport failure is_timeout=false is_connect=true "
+                "is_request=true error=error sending request for url (http://127.0.0.1:PORT/oauth/token)",
+                "ERROR codex_login::server: oauth token transport error classified kind=connect "
+                "error_class=ConnectError errno=111",
+            ],
+            "transport_connect",
+        ),
+        "connection refused",
+    ),
+    Scenario(
+        "read_timeout",
+        _hang,
+        f"code=abc&state={STATE}",
+        exchange_failed(
+            "",
+            [
+                "ERROR codex_login::server: oauth token exchange transport failure is_timeout=true is_connect=false "
+                "is_request=true error=error sending request for url (http://127.0.0.1:PORT/oauth/token)",
+                "ERROR codex_login::server: oauth token transport error classified kind=timeout "
+                "error_class=ReadTimeout",
+            ],
+            "transport_timeout",
+        ),
+        "timed out",
+    ),
+    Scenario(
+        "dead_proxy",
+        _dead_proxy,
+        f"code=abc&state={STATE}",
+        [
+            CALLBACK_OK,
+            EXCHANGE_START[0],
+            " INFO codex_login::server: oauth token request route ca_source=system proxy=http://127.0.0.1:PORT",
+            "ERROR codex_login::server: oauth token exchange transport failure is_timeout=false is_connect=true "
+            "is_request=true error=error sending request for url (http://127.0.0.1:PORT/oauth/token)",
+            "ERROR codex_login::server: oauth token transport error classified kind=proxy "
+            "error_class=ConnectError errno=111",
+            "ERROR codex_login::server: login callback token exchange failed",
+            " WARN codex_cli::login: login finished outcome=error flow=browser duration_ms=N failure=transport_proxy",
+        ],
+        "the proxy http://127.0.0.1:",
+    ),
+    Scenario(
+        "workspace_mismatch",
+        _workspace,
+        f"code=abc&state={STATE}",
+        [
+            CALLBACK_OK,
+            *EXCHANGE_START,
+            response_line("200 OK", "application/json"),
+            " INFO codex_login::server: oauth token exchange succeeded status=200 OK",
+            " WARN codex_login::server: login workspace restriction failed reason=mismatch",
+            " WARN codex_cli::login: login finished outcome=denied flow=browser duration_ms=N "
+            "failure=workspace_restriction",
+        ],
+        "Login is restricted to workspace id org-required.",
+        ("Login is restricted to workspace id org-required",),
+    ),
+    Scenario(
+        "save_failure",
+        _unsavable,
+        f"code=abc&state={STATE}",
+        [
+            CALLBACK_OK,
+            *EXCHANGE_START,
+            response_line("200 OK", "application/json"),
+            " INFO codex_login::server: oauth token exchange succeeded status=200 OK",
+            " INFO codex_login::server: api key exchange succeeded",
+            "ERROR codex_login::server: credentials could not be saved store=file error_class=StorageError",
+            " WARN codex_cli::login: login finished outcome=error flow=browser duration_ms=N failure=persist_failed",
+        ],
+        "Sign-in completed but credentials could not be saved locally.",
+        ("persist_failed",),
+    ),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_failure_scenarios_leave_exact_lines(
+    scenario: Scenario, issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    previous = b'{"auth_mode": "apikey", "OPENAI_API_KEY": "sk-old"}'
+    (codex_home / "auth.json").write_bytes(previous)
+    overrides = scenario.prepare(issuer, codex_home)
+    url = str(overrides.pop("issuer", issuer.url))
+    home = overrides.pop("codex_home", codex_home)
+    assert isinstance(home, Path)
+    server = start(home, url, **overrides)
+    response = callback(server, scenario.query)
+    result = outcome(server)
+    assert isinstance(result, LoginError), result
+    assert scenario.expect_error is not None
+    assert scenario.expect_error in str(result)
+    assert result.attempt_id == server.attempt_id
+    assert response.status_code == 200  # terminal pages are 200 with Connection: close (reference §5)
+    assert response.headers["connection"] == "close"
+    assert server.attempt_id in response.text
+    for text in scenario.page_contains:
+        assert text in response.text
+    assert (codex_home / "auth.json").read_bytes() == previous  # nothing lost
+    assert norm(login_log.normalized()) == [*ATTEMPT_START, *scenario.expect_lines]
+
+
+def test_success_saves_credentials_and_logs_the_timeline(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    server = start(codex_home, issuer.url, forced_chatgpt_workspace_id=("acct_123",))
+    assert "allowed_workspace_id=acct_123" in server.auth_url
+    response = callback(server, f"code=abc&state={STATE}")
+    assert response.status_code == 200
+    assert "Signed in to Codex" in response.text
+    assert [str(r.url).split("?")[0] for r in response.history] == [
+        f"http://127.0.0.1:{server.actual_port}/auth/callback"
+    ]
+    assert response.history[0].headers["location"] == f"http://localhost:{server.actual_port}/success"
+    result = server.block_until_done(10)
+    assert isinstance(result, LoginSuccess)
+    assert result.store == "file"
+    saved = json.loads((codex_home / "auth.json").read_text())
+    assert list(saved) == ["auth_mode", "OPENAI_API_KEY", "tokens", "last_refresh"]
+    assert saved["OPENAI_API_KEY"] == "sk-exchanged-api-key"
+    assert saved["tokens"]["access_token"] == "access-123"
+    assert saved["tokens"]["refresh_token"] == "refresh-123"
+    assert saved["tokens"]["account_id"] == "acct_123"
+    assert (codex_home / "auth.json").stat().st_mode & 0o777 == 0o600
+    token_request = issuer.token_requests()[0]
+    assert token_request.form["grant_type"] == "authorization_code"
+    assert token_request.form["code"] == "abc"
+    assert token_request.form["redirect_uri"] == f"http://localhost:{server.actual_port}/auth/callback"
+    assert len(token_request.form["code_verifier"]) == 86
+    assert norm(login_log.normalized()) == ATTEMPT_START + [
+        CALLBACK_OK,
+        *EXCHANGE_START,
+        response_line("200 OK", "application/json"),
+        " INFO codex_login::server: oauth token exchange succeeded status=200 OK",
+        " INFO codex_login::server: api key exchange succeeded",
+        " INFO codex_login::server: credentials saved store=file",
+        " INFO codex_login::server: success page served",
+        " INFO codex_cli::login: login finished outcome=success flow=browser duration_ms=N",
+    ]
+    for line in login_log.lines():
+        assert f"login{{attempt={server.attempt_id}}}: " in line
+
+
+def test_state_mismatch_keeps_waiting_then_succeeds(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    server = start(codex_home, issuer.url)
+    bad = callback(server, "code=abc&state=WRONG")
+    assert bad.status_code == 400 and bad.text == "State mismatch"
+    assert not server.done
+    assert issuer.token_requests() == []
+    good = callback(server, f"code=abc&state={STATE}")
+    assert good.status_code == 200
+    assert isinstance(server.block_until_done(10), LoginSuccess)
+    lines = norm(login_log.normalized())
+    assert lines[3:5] == [
+        " INFO codex_login::server: received login callback path=/auth/callback has_code=true has_state=true "
+        "has_error=false state_valid=false",
+        " WARN codex_login::server: login callback state mismatch path=/auth/callback has_code=true "
+        "has_state=true has_error=false",
+    ]
+
+
+def test_cancel_request_and_timeout_end_the_attempt(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    server = start(codex_home, issuer.url)
+    cross_site = httpx.get(
+        f"http://127.0.0.1:{server.actual_port}/cancel", headers={"Origin": "https://evil"}
+    )
+    assert cross_site.status_code == 403
+    assert not server.done
+    response = httpx.get(f"http://127.0.0.1:{server.actual_port}/cancel")
+    assert response.status_code == 200 and response.text == "Login cancelled"
+    err = outcome(server)
+    assert isinstance(err, LoginError) and err.kind is ErrorKind.INTERRUPTED
+    assert str(err) == "Login cancelled"
+    cancel_lines = norm(login_log.normalized())[3:]
+    assert cancel_lines == [
+        " WARN codex_login::server: login server rejected request reason=cross_site path=/cancel http_status=403",
+        " WARN codex_login::server: login cancelled reason=cancel_request",
+        " WARN codex_cli::login: login finished outcome=cancelled flow=browser duration_ms=N failure=cancelled",
+    ]
+    timed = start(codex_home, issuer.url, timeout=0.3)
+    err2 = outcome(timed)
+    assert isinstance(err2, LoginError) and err2.kind is ErrorKind.TIMED_OUT
+    assert "Login timed out after 0.3 seconds" in str(err2)
+    assert norm(login_log.normalized())[-2:] == [
+        " WARN codex_login::server: login timed out after_seconds=0.3",
+        " WARN codex_cli::login: login finished outcome=timeout flow=browser duration_ms=N failure=timeout",
+    ]
+    library_cancel = start(codex_home, issuer.url)
+    library_cancel.cancel()
+    err3 = outcome(library_cancel)
+    assert isinstance(err3, LoginError) and str(err3) == "Login was not completed"
+
+
+def test_no_two_failure_scenarios_leave_the_same_lines() -> None:
+    seen: dict[tuple[str, ...], str] = {}
+    for scenario in SCENARIOS:
+        key = tuple(scenario.expect_lines)
+        assert key not in seen, f"{scenario.name} is indistinguishable from {seen[key]}"
+        seen[key] = scenario.name
+
+
+def test_routes_host_check_and_success_before_callback(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    server = start(codex_home, issuer.url)
+    base = f"http://127.0.0.1:{server.actual_port}"
+    assert httpx.get(f"{base}/favicon.ico").status_code == 404
+    early = httpx.get(f"{base}/success")
+    assert early.status_code == 404 and not server.done  # D-3: /success before saving changes nothing
+    foreign = httpx.get(f"{base}/auth/callback?code=a&state={STATE}", headers={"Host": "evil.example"})
+    assert foreign.status_code == 400
+    assert httpx.post(f"{base}/auth/callback").status_code == 405
+    head = httpx.head(f"{base}/nothing")
+    assert head.status_code == 404 and head.content == b""
+    for header in ("content-security-policy", "referrer-policy", "cache-control", "x-content-type-options"):
+        assert header in early.headers
+    assert issuer.token_requests() == []
+    assert callback(server, f"code=abc&state={STATE}").status_code == 200
+    assert isinstance(server.block_until_done(10), LoginSuccess)
+    again = callback(server, f"code=abc&state={STATE}") if not server.done else None
+    assert again is None or again.status_code == 400
+    assert len(issuer.token_requests()) == 1

@@ -1,0 +1,123 @@
+"""PKCE, state and configuration (reference-spec §4.1, §4.2, §15; DECISIONS §1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from codex_login.config import (
+    CLIENT_ID,
+    DEFAULT_ISSUER,
+    StoreModeName,
+    find_codex_home,
+    load_config,
+    parse_override,
+    validate_issuer,
+)
+from codex_login.errors import ConfigError
+from codex_login.pkce import challenge_for, generate_pkce, generate_state
+
+
+def test_pkce_known_answer_from_rfc7636_appendix_b() -> None:
+    assert (
+        challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+        == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )
+
+
+def test_verifier_and_state_shapes_and_freshness() -> None:
+    verifiers = {generate_pkce().code_verifier for _ in range(200)}
+    states = {generate_state() for _ in range(200)}
+    assert len(verifiers) == 200 and len(states) == 200
+    for v in verifiers:
+        assert re.fullmatch(r"[A-Za-z0-9\-_]{86}", v)
+    for s in states:
+        assert re.fullmatch(r"[A-Za-z0-9\-_]{43}", s)
+
+
+def test_verifier_stays_out_of_repr() -> None:
+    codes = generate_pkce()
+    assert codes.code_verifier not in repr(codes)
+    assert codes.code_challenge == challenge_for(codes.code_verifier)
+
+
+def test_codex_home_errors_use_the_reference_texts(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match=r"CODEX_HOME points to '.*nope', but that path does not exist"):
+        find_codex_home({"CODEX_HOME": str(missing)})
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="but that path is not a directory"):
+        find_codex_home({"CODEX_HOME": str(a_file)})
+    assert find_codex_home({"CODEX_HOME": str(tmp_path)}) == tmp_path.resolve()
+    assert find_codex_home({"HOME": "/home/someone"}) == Path("/home/someone/.codex")
+
+
+def test_overrides_parse_as_toml_else_literal() -> None:
+    assert parse_override("a=1") == (["a"], 1)
+    assert parse_override('a="x y"') == (["a"], "x y")
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=plain words") == (["a"], "plain words")
+    assert parse_override("x.y=true") == (["x", "y"], True)
+    with pytest.raises(ConfigError, match="missing '='"):
+        parse_override("novalue")
+
+
+def test_config_file_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        'log_dir = "logs"\ncli_auth_credentials_store = "auto"\nforced_chatgpt_workspace_id = ["a", "b"]\n'
+        "unknown_key = 5\n"
+    )
+    cfg = load_config([], env={"CODEX_HOME": str(tmp_path)}, cwd=tmp_path / "cwd")
+    assert cfg.log_dir == tmp_path.resolve() / "logs"
+    assert cfg.credentials_store is StoreModeName.AUTO
+    assert cfg.forced_chatgpt_workspace_id == ("a", "b")
+    assert cfg.issuer == DEFAULT_ISSUER and cfg.client_id == CLIENT_ID
+    cfg2 = load_config(
+        ["log_dir=./here", "forced_login_method=api", "login_log_format=json"],
+        env={"CODEX_HOME": str(tmp_path)},
+        cwd=tmp_path / "cwd",
+    )
+    assert cfg2.log_dir == tmp_path / "cwd" / "here"
+    assert cfg2.forced_login_method == "api"
+    assert cfg2.login_log_format == "json"
+    default = load_config([], env={"CODEX_HOME": str(tmp_path / "cwd")}, codex_home=tmp_path)
+    assert default.credentials_store is StoreModeName.AUTO
+
+
+def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('log_dir = "x"\nthis is not toml\n')
+    with pytest.raises(ConfigError) as info:
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert "config.toml" in str(info.value) and "line 2" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "problem"),
+    [
+        ("javascript:alert(1)", "https://"),
+        ("file:///etc/passwd", "https://"),
+        ("http://evil.example", "loopback"),
+        ("https://user:CNRYpass@auth.example", "user name or password"),
+        ("https://auth.example/?token=CNRYiq", "query"),
+        ("https://auth.example/#frag", "query or a fragment"),
+        ("https://auth.example/\x1b[31m", "control"),
+    ],
+)
+def test_bad_issuers_are_refused_without_echoing_them(issuer: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_issuer(issuer)
+    assert problem in str(info.value)
+    assert "CNRY" not in str(info.value)
+
+
+def test_loopback_http_issuers_are_allowed() -> None:
+    for issuer in (
+        "http://127.0.0.1:8080",
+        "http://localhost:1",
+        "http://[::1]:9",
+        "https://auth.openai.com",
+    ):
+        assert validate_issuer(issuer) == issuer
