@@ -1,0 +1,1036 @@
+"""Where credentials live: ``auth.json``, the OS keyring, or process memory (reference §11, DECISIONS D-6).
+
+The record is :class:`AuthDotJson`, serialized exactly like the Rust CLI's serde output, so either CLI reads
+what the other wrote:
+
+* keys in struct order: ``auth_mode`` (omitted when absent), ``OPENAI_API_KEY`` (always, ``null`` when
+  absent), ``tokens`` (omitted when absent; ``account_id`` inside is always written), ``last_refresh``
+  (omitted when absent; RFC 3339 UTC with ``Z``, sub-second digits as chrono's ``AutoSi``: none, 3, 6 or 9);
+* ``auth.json`` is serde_json ``to_string_pretty`` (2-space indent, no trailing newline), the keyring value
+  is the compact form.
+
+Beyond the reference:
+
+* unknown top-level keys (and unknown keys inside ``tokens``) read from a file are kept in ``extra`` and
+  written back after the known keys, so a load-modify-save (refresh) never drops what a newer CLI wrote;
+* a ``last_refresh`` with nanoseconds keeps them across load and save of the same instant;
+* ``auth.json`` is written atomically: a ``0600`` temporary file ``.auth.json.tmp-<pid>-<random>`` in the
+  same directory, ``fsync``, ``os.replace``, ``fsync`` of the directory. A failed save leaves the previous
+  file as it was and removes its temporary file; temporary files left by a crashed process are removed by
+  the next save. The result is ``0600`` even when the old file was ``0644``;
+* a symbolic link at ``auth.json`` is never followed: loading refuses it, saving refuses to replace it
+  (``os.replace`` would only swap the link itself, never write through it, but silently turning a link the
+  user made into a file is not ours to decide);
+* every keyring call runs with a deadline (a locked D-Bus keyring can hang forever);
+* :func:`auth_lock` serializes read-modify-write sequences (refresh, login persist) across processes.
+
+Test-only fault hook: when the environment variable ``CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE`` is ``1``,
+:meth:`FileStore.save` calls ``os._exit(137)`` right after the temporary file is written and synced, before
+the rename. It exists so tests can prove a crash never leaves a truncated ``auth.json``; nothing else sets it.
+
+No error message carries file content, a token or a key. Only the standard library is imported at import
+time (``codex-login status`` must start fast); ``keyring`` is imported when a keyring store is first used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import enum
+import errno
+import json
+import os
+import re
+import stat
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from codex_login.errors import ErrorKind, PersistError, StorageError
+from codex_login.token_data import IdTokenInfo, TokenDataError, parse_id_token
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import ModuleType
+
+    StrPath = str | os.PathLike[str]
+
+__all__ = [
+    "AUTH_FILE_NAME",
+    "CRASH_HOOK_ENV",
+    "KEYRING_SERVICE",
+    "LOCK_FILE_NAME",
+    "AuthDotJson",
+    "AuthMode",
+    "AuthParseError",
+    "AuthSaveError",
+    "AutoStore",
+    "CredentialStore",
+    "EphemeralStore",
+    "FileStore",
+    "KeyringStore",
+    "StoreInfo",
+    "StoreMode",
+    "TokenData",
+    "auth_lock",
+    "create_store",
+    "format_timestamp",
+    "load_auth",
+    "parse_timestamp",
+    "store_key",
+]
+
+AUTH_FILE_NAME = "auth.json"
+LOCK_FILE_NAME = ".auth.lock"
+TEMP_PREFIX = ".auth.json.tmp-"
+KEYRING_SERVICE = "Codex Auth"
+CRASH_HOOK_ENV = "CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE"
+KEYRING_MISSING = "the keyring store needs the optional dependency: pip install 'codex-login[keyring]'"
+
+#: auth.json files larger than this are refused rather than read into memory.
+MAX_AUTH_FILE_BYTES = 16 * 1024 * 1024
+#: A temporary file this old is stale even if a process with its PID is alive (PID reuse).
+STALE_TEMP_SECONDS = 3600.0
+DEFAULT_KEYRING_TIMEOUT = 5.0
+DEFAULT_LOCK_TIMEOUT = 10.0
+LOCK_POLL_SECONDS = 0.05
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class AuthParseError(StorageError):
+    """Stored credentials are not a valid ``AuthDotJson``. The message names the problem, never content."""
+
+    kind = ErrorKind.INVALID_DATA
+
+
+class AuthSaveError(StorageError, PersistError):
+    """Credentials could not be saved. Both a :class:`StorageError` and a :class:`PersistError`."""
+
+    failure_class = "persist_failed"
+
+
+def _os_error_text(err: OSError) -> str:
+    if err.errno is not None:
+        return os.strerror(err.errno)
+    return err.strerror or type(err).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Enums and the record
+
+
+class AuthMode(enum.StrEnum):
+    """``auth_mode`` in auth.json (reference ``AuthMode``, camelCase serde)."""
+
+    API_KEY = "apikey"
+    CHATGPT = "chatgpt"
+    CHATGPT_AUTH_TOKENS = "chatgptAuthTokens"
+
+
+class StoreMode(enum.StrEnum):
+    """``cli_auth_credentials_store`` in config.toml (reference ``AuthCredentialsStoreMode``)."""
+
+    FILE = "file"
+    KEYRING = "keyring"
+    AUTO = "auto"
+    EPHEMERAL = "ephemeral"
+
+
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
+)
+
+
+def parse_timestamp(text: str) -> tuple[_dt.datetime, int]:
+    """Parse an RFC 3339 timestamp (any number of fractional digits, any offset).
+
+    Returns the instant as an aware UTC ``datetime`` (truncated to microseconds) and the sub-second part in
+    nanoseconds (0..999 999 999; digits beyond the ninth are dropped, as chrono does). Raises ``ValueError``.
+    """
+    m = _TIMESTAMP.fullmatch(text)
+    if m is None:
+        raise ValueError("not an RFC 3339 timestamp")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    nanos = int((m.group(7) or "").ljust(9, "0")[:9])
+    if m.group(8) is not None:
+        offset = _dt.timedelta(0)
+    else:
+        sign = -1 if m.group(9) == "-" else 1
+        offset = sign * _dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+    tz = _dt.timezone(offset)  # raises ValueError for offsets of 24 h or more
+    local = _dt.datetime(year, month, day, hour, minute, second, nanos // 1000, tzinfo=tz)
+    return local.astimezone(_dt.UTC), nanos
+
+
+def format_timestamp(value: _dt.datetime, nanos: int | None = None) -> str:
+    """RFC 3339 UTC with ``Z``, like chrono's serde output (``SecondsFormat::AutoSi``).
+
+    ``nanos`` overrides the sub-second part (it must agree with ``value.microsecond``). A naive ``value`` is
+    taken to be UTC.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    else:
+        value = value.astimezone(_dt.UTC)
+    if nanos is None:
+        nanos = value.microsecond * 1000
+    if nanos == 0:
+        frac = ""
+    elif nanos % 1_000_000 == 0:
+        frac = f".{nanos // 1_000_000:03d}"
+    elif nanos % 1000 == 0:
+        frac = f".{nanos // 1000:06d}"
+    else:
+        frac = f".{nanos:09d}"
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}{frac}Z"
+    )
+
+
+_TOP_LEVEL_KEYS = ("auth_mode", "OPENAI_API_KEY", "tokens", "last_refresh")
+_TOKEN_KEYS = ("id_token", "access_token", "refresh_token", "account_id")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass
+class TokenData:
+    """The ``tokens`` object. ``access_token`` and ``refresh_token`` are secrets and stay out of ``repr``."""
+
+    id_token: IdTokenInfo
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    account_id: str | None = None
+    #: Unknown keys read from storage, written back after the known ones.
+    extra: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_tokens(cls, id_token: str, access_token: str, refresh_token: str) -> TokenData:
+        """Build from a token response: parses the ID token (raises ``TokenDataError``) and takes
+        ``account_id`` from its ``chatgpt_account_id`` claim, as ``persist_tokens_async`` does."""
+        info = parse_id_token(id_token)
+        return cls(info, access_token, refresh_token, info.chatgpt_account_id)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "id_token": self.id_token.raw_jwt,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "account_id": self.account_id,
+        }
+        for key, value in self.extra.items():
+            if key not in out:
+                out[key] = value
+        return out
+
+
+@dataclass
+class AuthDotJson:
+    """The stored credentials (reference ``AuthDotJson``)."""
+
+    auth_mode: AuthMode | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    tokens: TokenData | None = None
+    #: Aware UTC. When loaded, the exact nanoseconds are remembered and written back for the same instant.
+    last_refresh: _dt.datetime | None = None
+    #: Unknown top-level keys read from storage, written back after the known ones. May hold secrets.
+    extra: dict[str, object] = field(default_factory=dict, repr=False)
+    _last_refresh_exact: tuple[_dt.datetime, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    # -- construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_api_key(cls, api_key: str) -> AuthDotJson:
+        """What ``login --with-api-key`` writes: ``{"auth_mode": "apikey", "OPENAI_API_KEY": ...}``."""
+        return cls(auth_mode=AuthMode.API_KEY, openai_api_key=api_key)
+
+    @classmethod
+    def from_chatgpt_tokens(
+        cls, tokens: TokenData, api_key: str | None = None, now: _dt.datetime | None = None
+    ) -> AuthDotJson:
+        """What a ChatGPT sign-in writes (reference ``persist_tokens_async``); ``last_refresh`` is now."""
+        return cls(
+            auth_mode=AuthMode.CHATGPT,
+            openai_api_key=api_key,
+            tokens=tokens,
+            last_refresh=now if now is not None else _dt.datetime.now(_dt.UTC),
+        )
+
+    def resolved_mode(self) -> AuthMode:
+        """``auth_mode``; when absent, apikey if ``OPENAI_API_KEY`` is non-null, else chatgpt."""
+        if self.auth_mode is not None:
+            return self.auth_mode
+        return AuthMode.API_KEY if self.openai_api_key is not None else AuthMode.CHATGPT
+
+    # -- serialization --------------------------------------------------------------------------------
+
+    def last_refresh_text(self) -> str | None:
+        """``last_refresh`` as it is written (nanoseconds kept when loaded and unchanged)."""
+        if self.last_refresh is None:
+            return None
+        exact = self._last_refresh_exact
+        if exact is not None and exact[0] == self.last_refresh:
+            return format_timestamp(self.last_refresh, exact[1])
+        return format_timestamp(self.last_refresh)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object, keys in the reference's order, then preserved unknown keys."""
+        out: dict[str, object] = {}
+        if self.auth_mode is not None:
+            out["auth_mode"] = AuthMode(self.auth_mode).value
+        out["OPENAI_API_KEY"] = self.openai_api_key
+        if self.tokens is not None:
+            out["tokens"] = self.tokens.to_dict()
+        text = self.last_refresh_text()
+        if text is not None:
+            out["last_refresh"] = text
+        for key, value in self.extra.items():
+            if key not in _TOP_LEVEL_KEYS:
+                out[key] = value
+        return out
+
+    def to_pretty_json(self) -> str:
+        """serde_json ``to_string_pretty``: what ``auth.json`` holds (no trailing newline)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+
+    def to_compact_json(self) -> str:
+        """serde_json ``to_string``: what the keyring holds."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AuthDotJson:
+        """Parse stored credentials. Raises :class:`AuthParseError`, whose message never quotes content."""
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise AuthParseError("stream did not contain valid UTF-8") from None
+        try:
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as err:
+            raise AuthParseError(f"invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+        except (ValueError, RecursionError):
+            raise AuthParseError("invalid JSON") from None
+        if _has_surrogate(doc):
+            raise AuthParseError("invalid JSON: a string holds an unpaired surrogate")
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: object) -> AuthDotJson:
+        """Validate a parsed JSON value the way the reference's serde derive does."""
+        if not isinstance(doc, dict):
+            raise AuthParseError("expected a JSON object at the top level")
+        raw_mode = doc.get("auth_mode")
+        mode: AuthMode | None = None
+        if raw_mode is not None:
+            if not isinstance(raw_mode, str):
+                raise AuthParseError("auth_mode must be a string")
+            try:
+                mode = AuthMode(raw_mode)
+            except ValueError:
+                shown = f' "{raw_mode}"' if _PLAIN_WORD.fullmatch(raw_mode) else ""
+                raise AuthParseError(f"unsupported auth_mode{shown}") from None
+        api_key = doc.get("OPENAI_API_KEY")
+        if api_key is not None and not isinstance(api_key, str):
+            raise AuthParseError("OPENAI_API_KEY must be a string or null")
+        raw_tokens = doc.get("tokens")
+        tokens = _tokens_from_dict(raw_tokens) if raw_tokens is not None else None
+        raw_refresh = doc.get("last_refresh")
+        last_refresh: _dt.datetime | None = None
+        exact: tuple[_dt.datetime, int] | None = None
+        if raw_refresh is not None:
+            if not isinstance(raw_refresh, str):
+                raise AuthParseError("last_refresh must be a string")
+            try:
+                last_refresh, nanos = parse_timestamp(raw_refresh)
+            except (ValueError, OverflowError):
+                raise AuthParseError("last_refresh is not an RFC 3339 timestamp") from None
+            exact = (last_refresh, nanos)
+        extra = {k: v for k, v in doc.items() if k not in _TOP_LEVEL_KEYS}
+        auth = cls(auth_mode=mode, openai_api_key=api_key, tokens=tokens, last_refresh=last_refresh, extra=extra)
+        auth._last_refresh_exact = exact
+        return auth
+
+
+def _tokens_from_dict(raw: object) -> TokenData:
+    if not isinstance(raw, dict):
+        raise AuthParseError("tokens must be an object")
+    values: dict[str, str] = {}
+    for key in ("id_token", "access_token", "refresh_token"):
+        value = raw.get(key)
+        if key not in raw:
+            raise AuthParseError(f"tokens.{key} is missing")
+        if not isinstance(value, str):
+            raise AuthParseError(f"tokens.{key} must be a string")
+        values[key] = value
+    account_id = raw.get("account_id")
+    if account_id is not None and not isinstance(account_id, str):
+        raise AuthParseError("tokens.account_id must be a string or null")
+    try:
+        info = parse_id_token(values["id_token"])
+    except TokenDataError as err:
+        raise AuthParseError(f"tokens.id_token: {err.message}") from None
+    extra = {k: v for k, v in raw.items() if k not in _TOKEN_KEYS}
+    return TokenData(info, values["access_token"], values["refresh_token"], account_id, extra)
+
+
+def _reject_constant(_name: str) -> object:
+    raise ValueError("non-finite number")
+
+
+def _has_surrogate(value: object) -> bool:
+    # Python's json accepts "\ud800"; serde_json (and UTF-8) do not.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Store interface
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """Where credentials are (or would be) kept, for ``status`` and ``doctor``."""
+
+    #: ``file``, ``keyring``, ``file_fallback`` or ``ephemeral``.
+    name: str
+    #: The auth.json path, ``Codex Auth / cli|...`` for the keyring, or a description of process memory.
+    location: str
+    #: Why the keyring is not in use (its error), or why the file is used in auto mode.
+    reason: str | None = None
+
+
+class CredentialStore(ABC):
+    """A place for :class:`AuthDotJson`. ``warnings`` collects fallbacks for the CLI to print."""
+
+    #: The :class:`StoreMode` value this store implements.
+    name: str = ""
+
+    def __init__(self, warnings: list[str] | None = None) -> None:
+        self.warnings: list[str] = warnings if warnings is not None else []
+
+    @abstractmethod
+    def load(self) -> AuthDotJson | None:
+        """The stored credentials, ``None`` when there are none. Raises :class:`StorageError`."""
+
+    @abstractmethod
+    def save(self, auth: AuthDotJson) -> str:
+        """Store ``auth``; return the name of the store that holds it (``file``, ``keyring``,
+        ``file_fallback``, ``ephemeral``). Raises :class:`AuthSaveError`."""
+
+    @abstractmethod
+    def delete(self) -> bool:
+        """Remove stored credentials; True if anything was removed. Raises :class:`StorageError`."""
+
+    @abstractmethod
+    def describe(self) -> StoreInfo:
+        """Which store is in use, where, and why."""
+
+
+def store_key(codex_home: StrPath) -> str:
+    """``cli|`` + 16 hex of sha256(canonical CODEX_HOME, or the path as given when that fails)."""
+    import hashlib
+
+    raw = os.fspath(codex_home)
+    try:
+        canonical = os.path.realpath(raw, strict=True)
+    except (OSError, ValueError):
+        canonical = raw
+    text = os.fsencode(canonical).decode("utf-8", "replace")
+    return "cli|" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# File store
+
+
+def _ensure_dir(path: str) -> None:
+    """``mkdir -p`` with 0700 for every directory created; existing directories are left alone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent and parent != os.path.abspath(path):
+            _ensure_dir(parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: alive, someone else's
+    return True
+
+
+def _remove_stale_temp_files(directory: str) -> None:
+    """Remove ``.auth.json.tmp-<pid>-*`` left by a process that died (or that are over an hour old)."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        old = now - st.st_mtime > STALE_TEMP_SECONDS
+        pid = int(pid_text) if pid_text.isdigit() else -1
+        if pid == os.getpid() and not old:
+            continue  # possibly another thread's save in flight
+        if old or not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Best effort: the rename has happened; some filesystems (and Windows) cannot sync a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class FileStore(CredentialStore):
+    """``$CODEX_HOME/auth.json`` (reference ``FileAuthStorage``, made atomic and symlink-safe)."""
+
+    name = "file"
+
+    def __init__(self, codex_home: StrPath, warnings: list[str] | None = None) -> None:
+        super().__init__(warnings)
+        self.codex_home = os.fspath(codex_home)
+        self.auth_file = os.path.join(self.codex_home, AUTH_FILE_NAME)
+
+    def exists(self) -> bool:
+        """Whether something (file, link, directory) is at the auth.json path."""
+        return os.path.lexists(self.auth_file)
+
+    def load(self) -> AuthDotJson | None:
+        path = self.auth_file
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if os.path.islink(path):
+                raise StorageError(f"{path} is a symbolic link; refusing to read credentials through it") from None
+            raise StorageError(f"failed to read {path}: {_os_error_text(err)}") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise StorageError(f"failed to read {path}: {os.strerror(errno.EISDIR)}")
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(f"failed to read {path}: not a regular file")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_AUTH_FILE_BYTES:
+                    raise StorageError(f"failed to read {path}: larger than {MAX_AUTH_FILE_BYTES // (1024 * 1024)} MiB")
+                chunks.append(chunk)
+        except OSError as err:
+            raise StorageError(f"failed to read {path}: {_os_error_text(err)}") from None
+        finally:
+            os.close(fd)
+        try:
+            return AuthDotJson.from_json(b"".join(chunks))
+        except AuthParseError as err:
+            raise AuthParseError(f"failed to parse {path}: {err.message}") from None
+
+    def save(self, auth: AuthDotJson) -> str:
+        path = self.auth_file
+        try:
+            data = auth.to_pretty_json().encode("utf-8")
+        except (UnicodeEncodeError, ValueError, TypeError):
+            raise AuthSaveError(f"failed to write {path}: the credentials cannot be encoded as JSON") from None
+        try:
+            _ensure_dir(self.codex_home)
+        except OSError as err:
+            raise AuthSaveError(f"failed to create {self.codex_home}: {_os_error_text(err)}") from None
+        if os.path.islink(path):
+            raise AuthSaveError(f"{path} is a symbolic link; refusing to write credentials through it")
+        _remove_stale_temp_files(self.codex_home)
+        tmp = os.path.join(self.codex_home, f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        except OSError as err:
+            raise AuthSaveError(f"failed to write {path}: {_os_error_text(err)}") from None
+        try:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, 0o600)  # the umask may have taken bits away; never adds any
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+                if os.environ.get(CRASH_HOOK_ENV) == "1":
+                    os._exit(137)  # test-only fault hook, see the module docstring
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise AuthSaveError(f"failed to write {path}: {_os_error_text(err)}") from None
+        _fsync_directory(self.codex_home)
+        return "file"
+
+    def delete(self) -> bool:
+        try:
+            os.unlink(self.auth_file)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise StorageError(f"failed to delete {self.auth_file}: {_os_error_text(err)}") from None
+        return True
+
+    def describe(self) -> StoreInfo:
+        return StoreInfo("file", self.auth_file)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Keyring store
+
+
+class _KeyringCallError(Exception):
+    """A keyring call failed or timed out; ``str()`` is safe to show."""
+
+
+_HUNG_GUARD = threading.Lock()
+#: The worker of a keyring call that timed out, while it may still be stuck.
+_HUNG_CALL: list[threading.Thread] = []
+
+
+def _describe_exception(err: BaseException) -> str:
+    text = str(err).strip()
+    return text if text else type(err).__name__
+
+
+def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], timeout: float) -> object:
+    """Run a keyring call in a daemon thread; give up after ``timeout`` seconds.
+
+    While an earlier call is still stuck, later calls fail at once instead of piling up threads.
+    """
+    message = f"keyring did not answer within {timeout:g} s"
+    with _HUNG_GUARD:
+        if _HUNG_CALL:
+            if _HUNG_CALL[0].is_alive():
+                raise _KeyringCallError(message)
+            _HUNG_CALL.clear()
+    result: list[object] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(func(*args))
+        except BaseException as err:  # reported to the caller below
+            failure.append(err)
+
+    worker = threading.Thread(target=run, name="codex-login-keyring", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        with _HUNG_GUARD:
+            _HUNG_CALL[:] = [worker]
+        raise _KeyringCallError(message)
+    if failure:
+        raise _KeyringCallError(_describe_exception(failure[0]))
+    return result[0] if result else None
+
+
+def _import_keyring() -> ModuleType:
+    try:
+        import keyring
+    except ImportError:
+        raise _KeyringCallError(KEYRING_MISSING) from None
+    return keyring
+
+
+class KeyringStore(CredentialStore):
+    """The OS keyring: service ``Codex Auth``, account ``cli|<sha256(CODEX_HOME)[:16]>``, compact JSON.
+
+    After a successful save the auth.json fallback file is removed (parity).
+    """
+
+    name = "keyring"
+
+    def __init__(
+        self,
+        codex_home: StrPath,
+        warnings: list[str] | None = None,
+        *,
+        timeout: float = DEFAULT_KEYRING_TIMEOUT,
+    ) -> None:
+        super().__init__(warnings)
+        self.codex_home = os.fspath(codex_home)
+        self.account = store_key(self.codex_home)
+        self.timeout = timeout
+        self.file = FileStore(self.codex_home, self.warnings)
+        #: The message of the last keyring failure, for :meth:`describe`.
+        self.last_error: str | None = None
+
+    def _call(self, method: str, *args: object) -> object:
+        try:
+            module = _import_keyring()
+            return _call_with_deadline(getattr(module, method), args, self.timeout)
+        except _KeyringCallError as err:
+            self.last_error = str(err)
+            raise
+
+    def read_raw(self) -> str | None:
+        """The stored value (a secret) or None. Raises ``StorageError`` (``failed to load ...``)."""
+        try:
+            value = self._call("get_password", KEYRING_SERVICE, self.account)
+        except _KeyringCallError as err:
+            raise StorageError(f"failed to load CLI auth from keyring: {err}") from None
+        self.last_error = None
+        if value is None or isinstance(value, str):
+            return value
+        raise StorageError("failed to load CLI auth from keyring: the backend returned a non-string value")
+
+    def load(self) -> AuthDotJson | None:
+        value = self.read_raw()
+        if value is None:
+            return None
+        try:
+            return AuthDotJson.from_json(value)
+        except AuthParseError as err:
+            raise AuthParseError(f"failed to deserialize CLI auth from keyring: {err.message}") from None
+
+    def save(self, auth: AuthDotJson) -> str:
+        try:
+            value = auth.to_compact_json()
+        except (ValueError, TypeError):
+            raise AuthSaveError(
+                "failed to write OAuth tokens to keyring: the credentials cannot be encoded as JSON"
+            ) from None
+        try:
+            self._call("set_password", KEYRING_SERVICE, self.account, value)
+        except _KeyringCallError as err:
+            raise AuthSaveError(f"failed to write OAuth tokens to keyring: {err}") from None
+        self.last_error = None
+        try:
+            self.file.delete()
+        except StorageError as err:
+            self.warnings.append(f"failed to remove CLI auth fallback file: {err}")
+        return "keyring"
+
+    def delete_entry(self) -> bool:
+        """Remove the keyring entry only; True if it existed."""
+        try:
+            existed = self._call("get_password", KEYRING_SERVICE, self.account) is not None
+            if existed:
+                self._call("delete_password", KEYRING_SERVICE, self.account)
+        except _KeyringCallError as err:
+            raise StorageError(f"failed to delete auth from keyring: {err}") from None
+        self.last_error = None
+        return existed
+
+    def delete(self) -> bool:
+        removed_entry = self.delete_entry()
+        removed_file = self.file.delete()
+        return removed_entry or removed_file
+
+    def location(self) -> str:
+        return f"{KEYRING_SERVICE} / {self.account}"
+
+    def describe(self) -> StoreInfo:
+        return StoreInfo("keyring", self.location(), self.last_error)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Auto store
+
+
+class AutoStore(CredentialStore):
+    """Keyring first; on a keyring failure, auth.json with a warning (reference ``AutoAuthStorage``)."""
+
+    name = "auto"
+
+    def __init__(
+        self,
+        codex_home: StrPath,
+        warnings: list[str] | None = None,
+        *,
+        timeout: float = DEFAULT_KEYRING_TIMEOUT,
+    ) -> None:
+        super().__init__(warnings)
+        self.keyring = KeyringStore(codex_home, self.warnings, timeout=timeout)
+        self.file = self.keyring.file
+        self._info: StoreInfo | None = None
+
+    def _fallback(self, err: StorageError) -> None:
+        self._info = StoreInfo("file_fallback", self.file.auth_file, err.message)
+
+    def load(self) -> AuthDotJson | None:
+        try:
+            auth = self.keyring.load()
+        except StorageError as err:
+            self.warnings.append(f"failed to load CLI auth from keyring, falling back to file storage: {err}")
+            self._fallback(err)
+            return self.file.load()
+        if auth is not None:
+            self._info = StoreInfo("keyring", self.keyring.location())
+            return auth
+        auth = self.file.load()
+        if auth is not None:
+            self._info = StoreInfo("file", self.file.auth_file, "the keyring holds no credentials for this CODEX_HOME")
+        else:
+            self._info = StoreInfo("keyring", self.keyring.location())
+        return auth
+
+    def save(self, auth: AuthDotJson) -> str:
+        try:
+            where = self.keyring.save(auth)
+        except StorageError as err:
+            self.warnings.append(f"failed to save auth to keyring, falling back to file storage: {err}")
+            self.file.save(auth)
+            self._fallback(err)
+            return "file_fallback"
+        self._info = StoreInfo("keyring", self.keyring.location())
+        return where
+
+    def delete(self) -> bool:
+        """Remove the keyring entry and auth.json.
+
+        Unlike the reference (which fails without touching the file), an unavailable keyring does not stop
+        auth.json from being removed: it is recorded as a warning.
+        """
+        try:
+            removed_entry = self.keyring.delete_entry()
+        except StorageError as err:
+            self.warnings.append(f"failed to delete auth from keyring, removing the file only: {err}")
+            self._fallback(err)
+            removed_entry = False
+        removed_file = self.file.delete()
+        return removed_entry or removed_file
+
+    def describe(self) -> StoreInfo:
+        """What the last load/save/delete used; before any, a probe of the keyring (no parsing)."""
+        if self._info is not None:
+            return self._info
+        try:
+            value = self.keyring.read_raw()
+        except StorageError as err:
+            return StoreInfo("file_fallback", self.file.auth_file, err.message)
+        if value is None and self.file.exists():
+            return StoreInfo("file", self.file.auth_file, "the keyring holds no credentials for this CODEX_HOME")
+        return StoreInfo("keyring", self.keyring.location())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ephemeral store
+
+_EPHEMERAL: dict[str, AuthDotJson] = {}
+_EPHEMERAL_GUARD = threading.Lock()
+
+
+class EphemeralStore(CredentialStore):
+    """Process memory only, keyed like the keyring account (reference ``EphemeralAuthStorage``)."""
+
+    name = "ephemeral"
+
+    def __init__(self, codex_home: StrPath, warnings: list[str] | None = None) -> None:
+        super().__init__(warnings)
+        self.key = store_key(codex_home)
+
+    def load(self) -> AuthDotJson | None:
+        with _EPHEMERAL_GUARD:
+            auth = _EPHEMERAL.get(self.key)
+            return copy.deepcopy(auth) if auth is not None else None
+
+    def save(self, auth: AuthDotJson) -> str:
+        with _EPHEMERAL_GUARD:
+            _EPHEMERAL[self.key] = copy.deepcopy(auth)
+        return "ephemeral"
+
+    def delete(self) -> bool:
+        with _EPHEMERAL_GUARD:
+            return _EPHEMERAL.pop(self.key, None) is not None
+
+    def describe(self) -> StoreInfo:
+        return StoreInfo("ephemeral", f"process memory ({self.key})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def create_store(
+    codex_home: StrPath,
+    mode: StoreMode | str = StoreMode.FILE,
+    *,
+    keyring_timeout: float = DEFAULT_KEYRING_TIMEOUT,
+) -> CredentialStore:
+    """The store for ``cli_auth_credentials_store``. Nothing is read and ``keyring`` is not imported yet."""
+    mode = StoreMode(mode)
+    if mode is StoreMode.FILE:
+        return FileStore(codex_home)
+    if mode is StoreMode.KEYRING:
+        return KeyringStore(codex_home, timeout=keyring_timeout)
+    if mode is StoreMode.AUTO:
+        return AutoStore(codex_home, timeout=keyring_timeout)
+    return EphemeralStore(codex_home)
+
+
+def load_auth(
+    codex_home: StrPath,
+    mode: StoreMode | str = StoreMode.FILE,
+    warnings: list[str] | None = None,
+) -> AuthDotJson | None:
+    """Load the stored credentials; fallback warnings are appended to ``warnings`` when given."""
+    store = create_store(codex_home, mode)
+    try:
+        return store.load()
+    finally:
+        if warnings is not None:
+            warnings.extend(store.warnings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-process lock
+
+
+class _LockState:
+    __slots__ = ("depth", "fd", "guard")
+
+    def __init__(self) -> None:
+        self.guard = threading.RLock()
+        self.depth = 0
+        self.fd = -1
+
+
+_LOCKS: dict[str, _LockState] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise StorageError(f"failed to open the auth lock {path}: {_os_error_text(err)}") from None
+    try:
+        while True:
+            if _try_lock(fd):
+                return fd
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    f"timed out after {timeout:g} s waiting for the auth lock {path} "
+                    "(another codex-login or Codex process is saving or refreshing credentials)",
+                    kind=ErrorKind.TIMED_OUT,
+                )
+            time.sleep(LOCK_POLL_SECONDS)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive lock ``$CODEX_HOME/.auth.lock`` (``flock``; file created 0600).
+
+    Used around load-refresh-save and login persistence so two processes never spend the same refresh
+    token. Waits up to ``timeout`` seconds (polling every 50 ms), then raises :class:`StorageError`.
+    Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
+    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing.
+    """
+    home = os.fspath(codex_home)
+    path = os.path.join(home, LOCK_FILE_NAME)
+    key = os.path.abspath(path)
+    deadline = time.monotonic() + timeout
+    with _LOCKS_GUARD:
+        state = _LOCKS.setdefault(key, _LockState())
+    if not state.guard.acquire(timeout=max(timeout, 0.0)):
+        raise StorageError(
+            f"timed out after {timeout:g} s waiting for the auth lock {path} (held by another thread)",
+            kind=ErrorKind.TIMED_OUT,
+        )
+    try:
+        if state.depth == 0:
+            try:
+                _ensure_dir(home)
+            except OSError as err:
+                raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
+            state.fd = _acquire_file_lock(path, deadline, timeout)
+        state.depth += 1
+        try:
+            yield
+        finally:
+            state.depth -= 1
+            if state.depth == 0:
+                fd, state.fd = state.fd, -1
+                os.close(fd)  # releases the flock
+    finally:
+        state.guard.release()
