@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,6 +72,3 @@ def login_log(tmp_path: Path) -> Iterator[LoginLog]:
     finally:
         handle.close()
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
