@@ -778,10 +778,15 @@ class LoginServer:
     def _terminal_error(
         self, err: LoginError, *, message: str, code: str | None, description: str | None
     ) -> _Reply:
+        from .diagnostics.advice import advice_for
         from .pages import HTML_CONTENT_TYPE, render_error_page
 
         page = render_error_page(
-            message=message, error_code=code, error_description=description, attempt_id=self.attempt_id
+            message=message,
+            error_code=code,
+            error_description=description,
+            attempt_id=self.attempt_id,
+            advice=advice_for(err.failure_class).hint,
         )
         # Terminal pages are status 200 with Connection: close, as the reference (its e2e tests rely on it).
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)

@@ -36,11 +36,14 @@ def config_from_args(args: argparse.Namespace) -> Config | None:
 
 
 def attempt_footer(error: LoginError, config: Config | None, log_path: str | None) -> str | None:
-    """D-10: the attempt ID (and where its log is) printed with every failure."""
-    if not error.attempt_id:
-        return None
-    where = f"; log: {log_path}" if log_path else ""
-    return (
-        f"Attempt ID: {error.attempt_id}{where}. "
-        f"Run `codex-login log --attempt {error.attempt_id}` for the timeline."
-    )
+    """What to try next (the shared advice table) and, per D-10, the attempt ID and where its log is."""
+    from ..diagnostics.advice import advice_for
+
+    lines = [f"Try next: {advice_for(error.failure_class).hint}"]
+    if error.attempt_id:
+        where = f"; log: {log_path}" if log_path else ""
+        lines.append(
+            f"Attempt ID: {error.attempt_id}{where}. "
+            f"Run `codex-login log --attempt {error.attempt_id}` for the timeline."
+        )
+    return "\n".join(lines)
