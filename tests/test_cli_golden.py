@@ -147,3 +147,34 @@ def test_terminal_text_of_the_browser_flow(codex_home: Path) -> None:
                           "&scope=openid%20profile%20email%20offline_access&code_challenge=")
     assert "&code_challenge_method=S256&id_token_add_organizations=true&codex_cli_simplified_flow=true&state=" in url
     assert url.endswith("&originator=codex_cli_rs")
+
+
+def test_json_log_format_carries_the_same_events(codex_home: Path) -> None:
+    """D-12: ``login_log_format = "json"`` writes tracing-subscriber's JSON shape, one object per line."""
+    import json
+
+    issuer = f"http://127.0.0.1:{_closed_port()}"
+    (codex_home / "config.toml").write_text('login_log_format = "json"\n')
+    run = _start(codex_home, issuer)
+    try:
+        base, state = callback_base(run.auth_url())
+        httpx.get(f"{base}/auth/callback", params={"error": "access_denied", "state": state})
+        assert run.finish() == 1
+    finally:
+        run.kill()
+    records = [json.loads(line) for line in (codex_home / "log" / "codex-login.log").read_text().splitlines()]
+    attempt = records[0]["span"]["attempt"]
+    assert re.fullmatch(r"la_[0-9a-f]{8}", attempt)
+    for record in records:
+        assert set(record) >= {"timestamp", "level", "fields", "target"}
+        assert record["timestamp"].endswith("Z")
+        assert record["span"] == {"attempt": attempt, "name": "login"}
+    by_message = {r["fields"]["message"]: r for r in records}
+    callback = by_message["received login callback"]
+    assert callback["target"] == "codex_login::server" and callback["level"] == "INFO"
+    assert callback["fields"] == {
+        "message": "received login callback", "path": "/auth/callback", "has_code": False, "has_state": True,
+        "has_error": True, "state_valid": True,
+    }
+    assert by_message["oauth callback returned error"]["fields"]["error_code"] == "access_denied"
+    assert by_message["login finished"]["fields"]["outcome"] == "denied"
