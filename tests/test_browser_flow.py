@@ -533,3 +533,11 @@ def test_routes_host_check_and_success_before_callback(issuer: ScriptedIssuer, c
     again = callback(server, f"code=abc&state={STATE}") if not server.done else None
     assert again is None or again.status_code == 400
     assert len(issuer.token_requests()) == 1
+
+
+def test_library_cancel_keeps_the_attempt_span(issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog) -> None:
+    server = start(codex_home, issuer.url)
+    server.cancel()  # from this thread, outside any attempt span
+    assert isinstance(outcome(server), LoginError)
+    for line in login_log.lines():
+        assert f"login{{attempt={server.attempt_id}}}: " in line, line

@@ -37,7 +37,7 @@ from .config import (
     FALLBACK_PORT,
 )
 from .diagnostics import events
-from .diagnostics.record import attempt_span, new_attempt_id
+from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
 from .diagnostics.redact import sanitize_terminal_text, sanitize_url_for_logging
 from .errors import (
     CallbackError,
@@ -67,6 +67,7 @@ CANCEL_TIMEOUT = 2.0
 SENSITIVE_PARAMS = ("code", "state", "error", "error_description", "iss")
 _PERCENT_OK = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ERROR_CODE_OK = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_CODE_CHARS_OK = re.compile(r"[\x20-\x7e]*")  # RFC 6749 A.11: code = 1*VSCHAR
 
 
 @dataclass
@@ -309,8 +310,12 @@ class LoginServer:
         if self._loop.is_closed():
             return
         try:
+            # Scheduled from the caller's thread: carry the attempt span explicitly so the cancel lines keep it.
             self._loop.call_soon_threadsafe(
-                self._settle_error, LoginCancelled("Login was not completed"), reason
+                self._settle_error,
+                LoginCancelled("Login was not completed"),
+                reason,
+                context=context_for_attempt(self.attempt_id),
             )
         except RuntimeError:
             pass
@@ -616,6 +621,10 @@ class LoginServer:
             # RFC 9207 mix-up defence: an answer from another issuer is refused like a wrong state.
             events.issuer_mismatch()
             return _plain(400, "Bad Request", "Issuer mismatch")
+        if not _CODE_CHARS_OK.fullmatch(code):
+            # Control or non-ASCII characters: not a code any issuer sends (security A2); the attempt waits on.
+            events.request_rejected(reason="malformed_code", path=CALLBACK_PATH, http_status=400)
+            return _plain(400, "Bad Request", "Bad Request: malformed authorization code")
         self._consumed = True
         notice = self.options.notice or (lambda _line: None)
 

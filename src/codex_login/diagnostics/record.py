@@ -57,6 +57,13 @@ def attempt_span(attempt_id: str) -> Iterator[str]:
         _ATTEMPT.reset(token)
 
 
+def context_for_attempt(attempt_id: str) -> contextvars.Context:
+    """A context carrying the attempt span, for callbacks scheduled from outside the attempt."""
+    ctx = contextvars.copy_context()
+    ctx.run(_ATTEMPT.set, attempt_id)
+    return ctx
+
+
 def target_of(logger_name: str) -> str:
     """``codex_login.server`` -> ``codex_login::server``: how tracing spells a module path."""
     return logger_name.replace(".", "::")
