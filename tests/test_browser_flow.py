@@ -438,7 +438,8 @@ def test_success_saves_credentials_and_logs_the_timeline(
     assert token_request.form["code"] == "abc"
     assert token_request.form["redirect_uri"] == f"http://localhost:{server.actual_port}/auth/callback"
     assert len(token_request.form["code_verifier"]) == 86
-    assert norm(login_log.normalized()) == ATTEMPT_START + [
+    assert norm(login_log.normalized()) == [
+        *ATTEMPT_START,
         CALLBACK_OK,
         *EXCHANGE_START,
         response_line("200 OK", "application/json"),
