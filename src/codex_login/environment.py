@@ -82,6 +82,17 @@ class EnvironmentInfo:
     vscode_remote: bool = False
 
 
+#: TEST-ONLY. A directory that stands in for ``/`` when the default detection reads ``/proc`` and the
+#: container marker files, so subprocess tests can simulate WSL or a container on any machine. Never set
+#: it outside tests: it only changes what the sign-in warns about, but it makes the warning wrong.
+TEST_ROOT_ENV: Final = "CODEX_LOGIN_TEST_ROOT"
+
+
+def _host_path(env: Mapping[str, str], path: str) -> str:
+    root = env.get(TEST_ROOT_ENV, "")
+    return os.path.join(root, path.lstrip("/")) if root else path
+
+
 def _read_text(path: str, limit: int = 64 * 1024) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -151,7 +162,8 @@ def detect_environment(
 
     ``proc_version`` defaults to ``/proc/sys/kernel/osrelease`` (else ``/proc/version``),
     ``dockerenv_exists`` to ``/.dockerenv``, ``containerenv_exists`` to ``/run/.containerenv`` and
-    ``cgroup_text`` to ``/proc/1/cgroup``; none of them is read off Linux.
+    ``cgroup_text`` to ``/proc/1/cgroup``; none of them is read off Linux. Tests of the console script
+    may set ``CODEX_LOGIN_TEST_ROOT`` (test-only) in ``env`` to read those files under another directory.
     """
     platform = sys.platform if platform is None else platform
     linux = platform.startswith("linux")
@@ -162,7 +174,9 @@ def detect_environment(
     container = None
     if linux:
         if proc_version is None:
-            proc_version = _read_text("/proc/sys/kernel/osrelease") or _read_text("/proc/version")
+            proc_version = _read_text(_host_path(env, "/proc/sys/kernel/osrelease")) or _read_text(
+                _host_path(env, "/proc/version")
+            )
         wsl, wsl_version = _wsl_facts(env, proc_version)
         if wsl:
             for name, candidate in (
@@ -175,11 +189,11 @@ def detect_environment(
                     wsl_opener, wsl_opener_path = name, found
                     break
         if dockerenv_exists is None:
-            dockerenv_exists = os.path.exists("/.dockerenv")
+            dockerenv_exists = os.path.exists(_host_path(env, "/.dockerenv"))
         if containerenv_exists is None:
-            containerenv_exists = os.path.exists("/run/.containerenv")
+            containerenv_exists = os.path.exists(_host_path(env, "/run/.containerenv"))
         if cgroup_text is None and not (dockerenv_exists or containerenv_exists):
-            cgroup_text = _read_text("/proc/1/cgroup")
+            cgroup_text = _read_text(_host_path(env, "/proc/1/cgroup"))
         container = _container(env, dockerenv_exists, containerenv_exists, cgroup_text)
 
     display_env = _flag(env, "DISPLAY", "WAYLAND_DISPLAY")

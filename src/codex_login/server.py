@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from . import __version__
@@ -51,7 +52,7 @@ from .errors import (
     TransportError,
 )
 from .http import HttpClient, HttpSettings
-from .oauth import exchange_code_for_tokens, obtain_api_key, url_encode
+from .oauth import exchange_code_for_tokens, obtain_api_key, token_endpoint_for, url_encode
 from .pkce import PkceCodes, challenge_for, generate_pkce, generate_state
 
 SCOPE = "openid profile email offline_access"
@@ -64,10 +65,13 @@ HEAD_DEADLINE_SECONDS = 5.0
 BIND_ATTEMPTS = 10
 BIND_RETRY_DELAY = 0.2
 CANCEL_TIMEOUT = 2.0
+# Refused requests logged one by one per reason and attempt; the rest are only counted (security G8).
+REJECTIONS_LOGGED_PER_REASON = 20
 SENSITIVE_PARAMS = ("code", "state", "error", "error_description", "iss")
 _PERCENT_OK = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ERROR_CODE_OK = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _CODE_CHARS_OK = re.compile(r"[\x20-\x7e]*")  # RFC 6749 A.11: code = 1*VSCHAR
+_HEAD_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # any control but HTAB, once CRLFs are removed
 
 
 @dataclass
@@ -199,6 +203,46 @@ def send_cancel_request(port: int) -> bool:
             return False
 
 
+_T = TypeVar("_T")
+
+
+async def _in_daemon_thread(func: Callable[..., _T], /, *args: object, **kwargs: object) -> _T:
+    """Run a blocking network call in a daemon thread. Not the loop's executor: the interpreter joins those
+    threads at exit, so a Ctrl-C during a hung token exchange would wait for the HTTP timeout (security H4)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Callable[[], _T]) -> None:
+        if future.done():
+            return  # cancelled: the attempt ended while the call was running
+        try:
+            future.set_result(outcome())
+        except BaseException as err:
+            future.set_exception(err)
+
+    def work() -> None:
+        try:
+            value = context.run(func, *args, **kwargs)
+        except BaseException as err:  # handed to the awaiting coroutine, which decides what it means
+            failure = err
+
+            def outcome() -> _T:
+                raise failure
+        else:
+
+            def outcome() -> _T:
+                return value
+
+        try:
+            loop.call_soon_threadsafe(settle, outcome)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this answer any more
+
+    threading.Thread(target=work, daemon=True, name="codex-login-http").start()
+    return await future
+
+
 def _ipv6_available() -> bool:
     return socket.has_ipv6
 
@@ -284,7 +328,10 @@ class LoginServer:
         self._connections: set[asyncio.StreamWriter] = set()
         self._callback_lock: asyncio.Lock | None = None
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
+        self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         self._saved: LoginSuccess | None = None
+        # The HTTP client for the token exchange, built while the browser is away (see _start_preparing).
+        self._prepared: concurrent.futures.Future[HttpClient] | None = None
         self._ready = threading.Event()
         self._context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -304,6 +351,11 @@ class LoginServer:
             return self._future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError("the login is still running") from None
+        finally:
+            if self._future.done() and threading.current_thread() is not self._thread:
+                # The loop winds down within moments of the outcome; let it, so a process exiting right after
+                # leaves no half-closed loop behind ("Task was destroyed but it is pending!": security H4).
+                self._thread.join(1.0)
 
     def cancel(self, reason: str = "shutdown") -> None:
         """Stop the attempt: ``Login was not completed`` (the reference's shutdown)."""
@@ -359,6 +411,13 @@ class LoginServer:
             self._loop.run_forever()
         finally:
             try:
+                # Connections still in flight (a hung token exchange) end as cancelled tasks, not as tasks
+                # destroyed while pending, which prints a traceback (security H4, INV-7).
+                pending = asyncio.all_tasks(self._loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             finally:
                 self._loop.close()
@@ -371,6 +430,62 @@ class LoginServer:
         if self.options.timeout:
             self._loop.call_later(self.options.timeout, self._on_timeout)
         self._ready.set()
+        self._start_preparing()
+
+    def _start_preparing(self) -> None:
+        """Do now, while the browser is away, what answering the first callback would otherwise pay for.
+
+        Building the HTTP client loads the TLS trust store and imports httpx's transport, and the first
+        page loads its template: a hundred milliseconds or more on a slow machine, spent while the person
+        in the browser waits (issue 9: the callback must be answered within milliseconds). Nothing is sent
+        anywhere. A daemon thread, like the token exchange's, so it never keeps a finished process alive.
+        """
+        prepared: concurrent.futures.Future[HttpClient] = concurrent.futures.Future()
+        self._prepared = prepared
+
+        def prepare() -> None:
+            try:
+                prepared.set_result(self._prepare())
+            except BaseException as err:  # best effort: the exchange itself reports real problems
+                prepared.set_exception(err)
+
+        threading.Thread(target=prepare, daemon=True, name="codex-login-prepare").start()
+
+    def _prepare(self) -> HttpClient:
+        # What the exchange and the save import on first use: the resolver encodes the issuer's host name
+        # with the IDNA codec, the save runs on the loop's thread pool and needs storage and token_data.
+        import concurrent.futures.thread  # noqa: F401
+        import encodings.idna  # noqa: F401
+
+        from . import storage, token_data  # noqa: F401
+        from .diagnostics.advice import advice_for
+        from .pages import platform_url_for, render_error_page, render_success_page
+
+        client = HttpClient(self.options.http)
+        client.prepare(token_endpoint_for(self.options.issuer))
+        # Rendered and thrown away: the templates are read and parsed once per process.
+        render_error_page(
+            message="", error_code=None, error_description=None, attempt_id=None, advice=advice_for(None).hint
+        )
+        render_success_page(
+            attempt_id=self.attempt_id,
+            email=None,
+            plan=None,
+            needs_setup=False,
+            platform_url=platform_url_for(self.options.issuer),
+        )
+        return client
+
+    async def _http_client(self) -> HttpClient:
+        """The prepared client (waiting for it if it is still being built), else a new one."""
+        prepared, self._prepared = self._prepared, None
+        client: HttpClient | None = None
+        if prepared is not None:
+            try:
+                client = await asyncio.wrap_future(prepared)
+            except Exception:  # warming up is best effort; a real problem shows in the exchange itself
+                client = None
+        return client if client is not None else HttpClient(self.options.http)
 
     def _on_timeout(self) -> None:
         if self._saved is not None:
@@ -412,7 +527,21 @@ class LoginServer:
         self._finish(outcome, err.failure_class)
         self._future.set_exception(err)
 
+    def _count_rejection(self, reason: str) -> bool:
+        """Count a refused request; whether it may still be logged on its own. A flood of junk requests
+        must not grow the log without bound (security G8): the overflow is logged once, at the end."""
+        count = self._rejections.get(reason, 0) + 1
+        self._rejections[reason] = count
+        return count <= REJECTIONS_LOGGED_PER_REASON
+
+    def _rejected(self, *, reason: str, path: str, http_status: int) -> None:
+        if self._count_rejection(reason):
+            events.request_rejected(reason=reason, path=path, http_status=http_status)
+
     def _finish(self, outcome: str, failure: str | None) -> None:
+        for reason, count in self._rejections.items():
+            if count > REJECTIONS_LOGGED_PER_REASON:
+                events.rejections_not_logged(reason=reason, count=count - REJECTIONS_LOGGED_PER_REASON)
         events.finished(
             outcome=outcome,
             failure_class=failure,
@@ -425,6 +554,9 @@ class LoginServer:
         self._loop.call_later(0.05, self._shutdown)
 
     def _shutdown(self) -> None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:  # never used (no code came back): close it once it is built
+            prepared.add_done_callback(_close_prepared_client)
         for writer in list(self._connections):
             writer.transport.abort()
         self._loop.stop()
@@ -443,9 +575,26 @@ class LoginServer:
                         self._after_page(reply)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the attempt ended while this request was in flight; Python 3.11 would log a cancelled task
+        except Exception as exc:  # the last-resort handler (security H9): a bug must not hang the attempt
+            self._internal_error(writer, exc)
         finally:
             self._connections.discard(writer)
             writer.transport.abort() if writer.transport.is_closing() else writer.close()
+
+    def _internal_error(self, writer: asyncio.StreamWriter, exc: Exception) -> None:
+        """A generic 500 (no traceback, no detail). Once the state was used, the attempt can no longer
+        finish, so it ends with an error instead of waiting for the timeout."""
+        self._rejected(reason="internal_error", path="other", http_status=500)
+        if not writer.transport.is_closing():
+            writer.write(self._encode(_plain(500, "Internal Server Error", "Internal Server Error"), False))
+        if self._consumed:
+            failure = LoginError(
+                f"Sign-in failed: internal error in the login server ({type(exc).__name__})",
+                failure_class="internal_error",
+            )
+            self._settle_error(failure, None)
 
     def _after_page(self, reply: _Reply) -> None:
         outcome = reply.headers.pop("x-codex-settle", None)
@@ -457,7 +606,7 @@ class LoginServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_DEADLINE_SECONDS)
         except asyncio.LimitOverrunError:
-            events.request_rejected(reason="too_large", path="other", http_status=431)
+            self._rejected(reason="too_large", path="other", http_status=431)
             return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large"), False
         except (TimeoutError, asyncio.IncompleteReadError):
             return None, False
@@ -466,8 +615,11 @@ class LoginServer:
         line_end = head.find(b"\r\n")
         request_line = head[:line_end]
         if len(request_line) > MAX_REQUEST_LINE:
-            events.request_rejected(reason="too_large", path="other", http_status=414)
+            self._rejected(reason="too_large", path="other", http_status=414)
             return _plain(414, "URI Too Long", "URI Too Long"), False
+        if _HEAD_CONTROL.search(head[:-4].replace(b"\r\n", b"")):
+            # A bare CR or LF, a NUL...: lines other parsers would split differently (security B12).
+            return _plain(400, "Bad Request", "Bad Request"), False
         try:
             method, target, version = request_line.decode("ascii").split(" ")
         except (UnicodeDecodeError, ValueError):
@@ -477,7 +629,7 @@ class LoginServer:
         headers: dict[str, str] = {}
         lines = head[line_end + 2 : -4].split(b"\r\n") if len(head) > line_end + 4 else []
         if len(lines) > MAX_HEADERS:
-            events.request_rejected(reason="too_large", path="other", http_status=431)
+            self._rejected(reason="too_large", path="other", http_status=431)
             return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large"), False
         for raw in lines:
             name, sep, value = raw.partition(b":")
@@ -491,11 +643,11 @@ class LoginServer:
         path, _, query = target.partition("?")
         path_class = path if path in (CALLBACK_PATH, "/success", "/cancel") else "other"
         if not self._host_allowed(headers.get("host")):
-            events.request_rejected(reason="unexpected_host", path=path_class, http_status=400)
+            self._rejected(reason="unexpected_host", path=path_class, http_status=400)
             return _plain(400, "Bad Request", "Bad Request: unexpected Host header"), False
         head_only = method == "HEAD"
         if method not in ("GET", "HEAD"):
-            events.request_rejected(reason="bad_method", path=path_class, http_status=405)
+            self._rejected(reason="bad_method", path=path_class, http_status=405)
             reply = _plain(405, "Method Not Allowed", "Method Not Allowed")
             reply.headers["Allow"] = "GET, HEAD"
             return reply, False
@@ -504,7 +656,7 @@ class LoginServer:
         if path == CALLBACK_PATH:
             dest = headers.get("sec-fetch-dest")
             if dest is not None and dest not in ("document", "empty"):
-                events.request_rejected(reason="cross_site", path=path_class, http_status=403)
+                self._rejected(reason="cross_site", path=path_class, http_status=403)
                 return _plain(403, "Forbidden", "Forbidden"), head_only
             return await self._handle_callback(query, pasted=False), head_only
         if path == "/success":
@@ -558,7 +710,7 @@ class LoginServer:
         fetch_site = headers.get("sec-fetch-site")
         if "origin" in headers or (fetch_site is not None and fetch_site != "none"):
             # D-2: a web page may not abort a sign-in; a previous server's plain GET /cancel still works.
-            events.request_rejected(reason="cross_site", path="/cancel", http_status=403)
+            self._rejected(reason="cross_site", path="/cancel", http_status=403)
             return _plain(403, "Forbidden", "Forbidden")
         self._loop.call_soon(self._settle_error, LoginCancelled("Login cancelled"), "cancel_request")
         return _Reply(200, "OK", b"Login cancelled")
@@ -586,11 +738,11 @@ class LoginServer:
         return params
 
     async def _process_callback(self, query: str, *, pasted: bool) -> _Reply:
-        if pasted:
-            events.pasted_url_received(accepted=True)
         params = self._parse_query(query)
         if params is None:
-            events.request_rejected(reason="malformed_query", path=CALLBACK_PATH, http_status=400)
+            if pasted:
+                events.pasted_url_received(accepted=False)
+            self._rejected(reason="malformed_query", path=CALLBACK_PATH, http_status=400)
             return _plain(400, "Bad Request", "Bad Request")
         single = {k: v[-1] for k, v in params.items()}
         code = single.get("code", "")
@@ -598,20 +750,26 @@ class LoginServer:
         error = single.get("error")
         has_error = bool(error)
         state_valid = bool(state) and hmac.compare_digest(state.encode(), self._state.encode())
-        events.callback_received(
-            path=CALLBACK_PATH,
-            has_code=bool(code),
-            has_state=bool(state),
-            has_error=has_error,
-            state_valid=state_valid,
-        )
-        if not state_valid:
-            events.state_mismatch(
-                path=CALLBACK_PATH, has_code=bool(code), has_state=bool(state), has_error=has_error
+        if pasted:
+            # "accepted" means it belongs to this attempt; what the callback carried follows in the next lines.
+            events.pasted_url_received(accepted=state_valid)
+        logged = state_valid or self._count_rejection("state_mismatch")
+        if logged:
+            events.callback_received(
+                path=CALLBACK_PATH,
+                has_code=bool(code),
+                has_state=bool(state),
+                has_error=has_error,
+                state_valid=state_valid,
             )
+        if not state_valid:
+            if logged:
+                events.state_mismatch(
+                    path=CALLBACK_PATH, has_code=bool(code), has_state=bool(state), has_error=has_error
+                )
             return _plain(400, "Bad Request", "State mismatch")
         if any(len(params.get(name, ())) > 1 for name in SENSITIVE_PARAMS):
-            events.request_rejected(reason="duplicate_param", path=CALLBACK_PATH, http_status=400)
+            self._rejected(reason="duplicate_param", path=CALLBACK_PATH, http_status=400)
             return _plain(400, "Bad Request", "Bad Request: duplicate parameter")
         if self._consumed or self.done:
             events.callback_already_settled(path=CALLBACK_PATH)
@@ -623,7 +781,7 @@ class LoginServer:
             return _plain(400, "Bad Request", "Issuer mismatch")
         if not _CODE_CHARS_OK.fullmatch(code):
             # Control or non-ASCII characters: not a code any issuer sends (security A2); the attempt waits on.
-            events.request_rejected(reason="malformed_code", path=CALLBACK_PATH, http_status=400)
+            self._rejected(reason="malformed_code", path=CALLBACK_PATH, http_status=400)
             return _plain(400, "Bad Request", "Bad Request: malformed authorization code")
         self._consumed = True
         notice = self.options.notice or (lambda _line: None)
@@ -637,7 +795,7 @@ class LoginServer:
                 has_error_description=bool(description and description.strip()),
             )
             return self._terminal_error(
-                CallbackError(sanitize_terminal_text(message, 2048), failure_class="denied"),
+                CallbackError(sanitize_terminal_text(message, 1024), failure_class="denied"),
                 message=message,
                 code=error,
                 description=description,
@@ -655,10 +813,10 @@ class LoginServer:
 
     async def _exchange_and_save(self, code: str, notice: Callable[[str], None]) -> _Reply:
         opts = self.options
-        client = HttpClient(opts.http)
+        client = await self._http_client()
         try:
             try:
-                tokens = await asyncio.to_thread(
+                tokens = await _in_daemon_thread(
                     exchange_code_for_tokens,
                     client,
                     issuer=opts.issuer,
@@ -705,7 +863,7 @@ class LoginServer:
                 )
             api_key: str | None = None
             try:
-                api_key = await asyncio.to_thread(
+                api_key = await _in_daemon_thread(
                     obtain_api_key,
                     client,
                     issuer=opts.issuer,
@@ -801,6 +959,11 @@ class LoginServer:
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)
         self._loop.call_soon(self._settle_error, err, None)
         return reply
+
+
+def _close_prepared_client(prepared: concurrent.futures.Future[HttpClient]) -> None:
+    if not prepared.cancelled() and prepared.exception() is None:
+        prepared.result().close()
 
 
 def _bind_with_takeover(

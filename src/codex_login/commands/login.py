@@ -6,13 +6,18 @@ import argparse
 import importlib
 import signal
 import threading
+import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_LOGIN_TIMEOUT_SECONDS, DEFAULT_PORT, Config
 from ..diagnostics import events
 from ..diagnostics.record import attempt_span, new_attempt_id
 from ..errors import LoginError
 from .common import attempt_footer, config_from_args, err
+
+if TYPE_CHECKING:
+    from ..terminal import TerminalPrinter
 
 API_KEY_FLAG_REMOVED = (
     "The --api-key flag is no longer supported. Pipe the key instead, e.g. "
@@ -73,7 +78,11 @@ def _install_sigterm() -> None:
 def run_browser(args: argparse.Namespace, config: Config) -> int:
     from ..http import HttpSettings
     from ..server import ServerOptions, run_login_server
+    from ..terminal import TerminalPrinter, report_environment
 
+    # Every line of the flow goes through one printer, so the server's notices (from its threads) and the
+    # waiting status never share a line with each other or with the authorize URL.
+    out = TerminalPrinter()
     log_path = start_file_logging(config)
     attempt_id = new_attempt_id()
     timeout = DEFAULT_LOGIN_TIMEOUT_SECONDS if args.timeout is None else args.timeout
@@ -91,25 +100,30 @@ def run_browser(args: argparse.Namespace, config: Config) -> int:
             timeout=timeout or None,
             http=HttpSettings(total_timeout=config.http_timeout),
             attempt_id=attempt_id,
-            notice=err,
+            notice=out.line,
         )
         _install_sigterm()
         try:
             server = run_login_server(options)
         except LoginError as exc:
             return _fail(exc, config, log_path)
-        if args.no_browser:
-            err(f"Starting local login server on http://localhost:{server.actual_port}.")
-            err("Open this URL in your browser to sign in:")
-        else:
-            err(f"Starting local login server on http://localhost:{server.actual_port}.")
-            err("If your browser did not open, navigate to this URL to authenticate:")
-        err("")
-        err(server.auth_url)
-        err("")
-        err("On a remote or headless machine? Use `codex-login --device-auth` instead.")
+        deadline = time.monotonic() + timeout if timeout else None
+        # From here on the server runs: a Ctrl-C or SIGTERM at any point must cancel it, so the attempt still
+        # ends with its one "login finished" line (security H4, INV-5).
         try:
-            wait_for_outcome(server)
+            if args.no_browser:
+                out.line(f"Starting local login server on http://localhost:{server.actual_port}.")
+                out.line("Open this URL in your browser to sign in:")
+            else:
+                out.line(f"Starting local login server on http://localhost:{server.actual_port}.")
+                out.line("If your browser did not open, navigate to this URL to authenticate:")
+            out.line("")
+            out.line(server.auth_url)
+            out.line("")
+            out.line("On a remote or headless machine? Use `codex-login --device-auth` instead.")
+            # Issue 6: say before waiting when the loopback callback likely cannot work here (SSH, container).
+            report_environment(out, port=server.actual_port)
+            wait_for_outcome(server, out, deadline=deadline)
         except LoginError as exc:
             return _fail(exc, config, log_path)
         except (KeyboardInterrupt, Terminated) as stop:
@@ -125,17 +139,19 @@ def run_browser(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def wait_for_outcome(server: object) -> None:
-    """Block until the attempt ends; raises its LoginError. Ctrl-C reaches the caller as KeyboardInterrupt."""
+def wait_for_outcome(
+    server: object, printer: TerminalPrinter | None = None, *, deadline: float | None = None
+) -> None:
+    """Block until the attempt ends; raises its LoginError. Ctrl-C reaches the caller as KeyboardInterrupt.
+
+    Meanwhile the terminal shows a countdown to ``deadline`` (a ``time.monotonic()`` time; None = no limit)
+    and takes a redirect URL pasted on stdin (issue 6); the status line is cleared on every way out.
+    """
     from ..server import LoginServer
+    from ..terminal import TerminalPrinter, wait_in_terminal
 
     assert isinstance(server, LoginServer)
-    while True:
-        try:
-            server.block_until_done(0.25)
-            return
-        except TimeoutError:
-            continue
+    wait_in_terminal(server, printer or TerminalPrinter(), deadline=deadline)
 
 
 def _fail(exc: LoginError, config: Config, log_path: str | None) -> int:

@@ -1,0 +1,933 @@
+"""Signing in from SSH, WSL, containers and machines without a browser (issue 6).
+
+Most tests run the real console script (``codex-login --no-browser --port 0 --issuer <scripted issuer>``)
+as a subprocess and talk to it through its stdin, stderr and loopback port, as a user on a headless machine
+would: pasting the redirect URL (right state, wrong state, garbage), watching the countdown on a real
+pseudo-terminal, and reading the environment warning and the log. Detection is simulated with real
+variables (``SSH_CONNECTION``, ``DISPLAY``, ``BROWSER``) and, for files under ``/proc`` and ``/.dockerenv``,
+with the test-only ``CODEX_LOGIN_TEST_ROOT`` directory that stands in for ``/``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from codex_login.diagnostics.record import attempt_span
+from codex_login.environment import assess_callback_reachability, detect_environment
+from codex_login.errors import LoginError
+from codex_login.http import HttpSettings
+from codex_login.server import LoginServer, ServerOptions, run_login_server
+from codex_login.terminal import (
+    MAX_PASTE_LINE,
+    PLAIN_REPEAT_SECONDS,
+    PastedLine,
+    PasteReader,
+    TerminalPrinter,
+    environment_lines,
+    format_remaining,
+    terminal_mode,
+    wait_in_terminal,
+    waiting_text,
+)
+from tests.conftest import LoginLog, normalize_line
+from tests.support.scripted_issuer import ScriptedIssuer, tokens_answer
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "codex-login"
+WSL2_RELEASE = "5.15.167.4-microsoft-standard-WSL2"
+PASTE_HINT = " Paste the redirect URL here if the page could not load."
+WAITING_RE = re.compile(r"Waiting for the browser to finish signing in \((\d+):(\d\d) left\)\.")
+# Variables that change what detection sees; every subprocess test starts without them.
+DETECTION_VARS = (
+    "SSH_CONNECTION",
+    "SSH_CLIENT",
+    "SSH_TTY",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "WSL_DISTRO_NAME",
+    "WSL_INTEROP",
+    "KUBERNETES_SERVICE_HOST",
+    "container",
+    "CODESPACES",
+    "REMOTE_CONTAINERS",
+    "VSCODE_IPC_HOOK_CLI",
+    "NO_COLOR",
+    "TERM",
+    "COLUMNS",
+    "RUST_LOG",
+)
+PROCESS_TIMEOUT = 30.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the console script
+
+
+def headless_env(codex_home: Path, root: Path, extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """A clean environment: no proxies, no detection variables, ``root`` standing in for ``/`` (an empty
+    directory means: plain Linux, no WSL, no container), ``BROWSER=true``. ``extra`` values of None unset."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.lower().endswith("_proxy") and key not in DETECTION_VARS
+    }
+    env.update(
+        {
+            "CODEX_HOME": str(codex_home),
+            "CODEX_LOGIN_TEST_ROOT": str(root),
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "BROWSER": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class Headless:
+    """``codex-login`` with stdin, stdout and stderr as pipes; stderr is kept as raw bytes (so a ``\\r``
+    or an escape sequence would show) and read on a thread so the child never blocks."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], *, stdin: int = subprocess.PIPE) -> None:
+        self.proc = subprocess.Popen(
+            [str(CONSOLE_SCRIPT), *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+        )
+        self._raw = bytearray()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := os.read(self.proc.stderr.fileno(), 65536):
+            with self._lock:
+                self._raw += chunk
+        self._closed.set()
+
+    @property
+    def raw(self) -> bytes:
+        with self._lock:
+            return bytes(self._raw)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.raw.decode("utf-8", "replace").split("\n")
+
+    def wait_for(self, text: str, *, count: int = 1, timeout: float = PROCESS_TIMEOUT) -> str:
+        """Wait until ``count`` complete stderr lines contain ``text``; return the last of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines[:-1] if text in line]
+            if len(found) >= count:
+                return found[count - 1]
+            if self._closed.is_set() or time.monotonic() > deadline:
+                raise AssertionError(f"no {count} stderr lines containing {text!r}; stderr:\n{self.raw.decode()}")
+            time.sleep(0.02)
+
+    def auth_url(self) -> str:
+        return self.wait_for("/oauth/authorize?").strip()
+
+    def paste(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
+        code = self.proc.wait(timeout)
+        self._closed.wait(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def callback_parts(auth_url: str) -> tuple[int, str]:
+    """(callback port, state) from a printed authorize URL."""
+    query = parse_qs(urlsplit(auth_url).query)
+    port = urlsplit(query["redirect_uri"][0]).port
+    assert port is not None
+    return port, query["state"][0]
+
+
+def redirect_url(port: int, state: str, code: str) -> str:
+    return f"http://localhost:{port}/auth/callback?code={code}&state={state}"
+
+
+def log_lines(codex_home: Path) -> list[str]:
+    return [normalize_line(line) for line in (codex_home / "log" / "codex-login.log").read_text().splitlines()]
+
+
+def environment_line(*, ssh: bool, wsl: bool, container: str, display: bool, browser_env: bool) -> str:
+    flags = f"ssh={str(ssh).lower()} wsl={str(wsl).lower()} container={container} "
+    flags += f"display={str(display).lower()} browser_env={str(browser_env).lower()}"
+    return f" INFO codex_cli::login: login environment {flags}"
+
+
+@pytest.fixture
+def issuer() -> Iterator[ScriptedIssuer]:
+    with ScriptedIssuer() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> Path:
+    """An empty directory standing in for ``/``: no WSL kernel, no ``/.dockerenv``, no cgroup hints."""
+    root = tmp_path / "root"
+    root.mkdir()
+    return root
+
+
+class StartHeadless(Protocol):
+    def __call__(
+        self,
+        extra_env: Mapping[str, str | None] | None = None,
+        *,
+        args: tuple[str, ...] = ("--no-browser",),
+        stdin: int = subprocess.PIPE,
+    ) -> Headless: ...
+
+
+@pytest.fixture
+def start(issuer: ScriptedIssuer, codex_home: Path, fake_root: Path) -> Iterator[StartHeadless]:
+    """``start(extra_env, args=("--no-browser",), stdin=PIPE)``: ``codex-login ARGS --port 0 --issuer ...``."""
+    runs: list[Headless] = []
+
+    def started(
+        extra_env: Mapping[str, str | None] | None = None,
+        *,
+        args: tuple[str, ...] = ("--no-browser",),
+        stdin: int = subprocess.PIPE,
+    ) -> Headless:
+        argv = [*args, "--port", "0", "--issuer", issuer.url, "--timeout", "60"]
+        run = Headless(argv, headless_env(codex_home, fake_root, extra_env), stdin=stdin)
+        runs.append(run)
+        return run
+
+    yield started
+    for run in runs:
+        run.kill()
+
+
+def assert_plain(run: Headless) -> None:
+    """Not a terminal: no carriage return, no escape sequence anywhere in stderr."""
+    assert b"\r" not in run.raw
+    assert b"\x1b" not in run.raw
+
+
+# --------------------------------------------------------------------------------------------------
+# Pasting the redirect URL (console script, pipes)
+
+
+def test_pasted_redirect_url_signs_in_without_a_browser(
+    start: StartHeadless, issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    run = start()
+    url = run.auth_url()
+    port, state = callback_parts(url)
+    waiting = run.wait_for("Waiting for the browser")
+    assert WAITING_RE.fullmatch(waiting.removesuffix(PASTE_HINT)), waiting
+    assert waiting.endswith(PASTE_HINT)
+    run.paste(redirect_url(port, state, "pasted-code-4711") + "\n")
+    assert run.finish() == 0, run.raw.decode()
+
+    lines = run.lines
+    assert url in lines  # the authorize URL is alone on its line
+    assert lines[-3:] == ["Checking the pasted redirect URL...", "Successfully logged in", ""]
+    assert_plain(run)
+    assert b"pasted-code-4711" not in run.raw  # the pasted URL is never echoed
+    saved = json.loads((codex_home / "auth.json").read_text())
+    assert saved["tokens"]["access_token"] == "access-123"
+    assert [r.form["code"] for r in issuer.token_requests()] == ["pasted-code-4711"]
+    log = log_lines(codex_home)
+    assert environment_line(ssh=False, wsl=False, container="none", display=False, browser_env=True) in log
+    assert " INFO codex_login::server: pasted redirect URL received accepted=true" in log
+    assert log[-1] == " INFO codex_cli::login: login finished outcome=success flow=browser duration_ms=N"
+    assert "pasted-code-4711" not in (codex_home / "log" / "codex-login.log").read_text()
+
+
+def test_wrong_state_paste_is_refused_and_the_wait_goes_on(
+    start: StartHeadless, issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    run = start()
+    port, state = callback_parts(run.auth_url())
+    run.wait_for("Waiting for the browser")
+    run.paste(redirect_url(port, "not-the-state", "code-from-elsewhere") + "\n")
+    refused = run.wait_for("Pasted text not accepted")
+    assert refused == (
+        "Pasted text not accepted (State mismatch). Still waiting for the browser or a pasted redirect URL."
+    )
+    time.sleep(0.3)
+    assert run.proc.poll() is None  # still waiting
+    assert issuer.token_requests() == []  # the state is checked first: no code was exchanged
+
+    run.paste(redirect_url(port, state, "right-code") + "\n")
+    assert run.finish() == 0, run.raw.decode()
+    assert run.lines[-2] == "Successfully logged in"
+    assert [r.form["code"] for r in issuer.token_requests()] == ["right-code"]
+    assert b"code-from-elsewhere" not in run.raw and b"right-code" not in run.raw
+    assert_plain(run)
+    log = log_lines(codex_home)
+    mismatch = log.index(
+        " WARN codex_login::server: login callback state mismatch path=/auth/callback has_code=true "
+        "has_state=true has_error=false"
+    )
+    assert log[mismatch - 1].endswith("state_valid=false")
+    assert (codex_home / "auth.json").is_file()
+
+
+def test_garbage_lines_get_a_hint_and_the_browser_can_still_finish(
+    start: StartHeadless, issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    run = start()
+    port, state = callback_parts(run.auth_url())
+    run.wait_for("Waiting for the browser")
+    run.paste("hello there\n")
+    run.paste("\n")  # an empty Enter is ignored
+    run.paste("\x1b]8;;http://evil.example\x07click me\x1b]8;;\x07 secret-ish-text\r\n")
+    run.paste("x" * (MAX_PASTE_LINE + 10) + "\n")
+    run.wait_for("Ignored a pasted line longer than 16 KiB: it is not a redirect URL. Still waiting.")
+    hint = (
+        "Pasted text not accepted (That is not the redirect URL: it should start with "
+        f"http://localhost:{port}/auth/callback?code=). Still waiting for the browser or a pasted redirect URL."
+    )
+    assert run.wait_for("Pasted text not accepted", count=2) == hint
+    assert [line for line in run.lines if line.startswith("Pasted text")] == [hint, hint]
+    assert run.proc.poll() is None
+    assert b"secret-ish-text" not in run.raw and b"hello there" not in run.raw
+
+    # The browser's callback still completes the sign-in while stdin stays open.
+    page = httpx.get(
+        f"http://127.0.0.1:{port}/auth/callback?code=browser-code&state={state}", timeout=15, follow_redirects=True
+    )
+    assert page.status_code == 200 and "Signed in to Codex" in page.text
+    assert run.finish() == 0, run.raw.decode()
+    assert_plain(run)
+    log = log_lines(codex_home)
+    assert log.count(" INFO codex_login::server: pasted redirect URL received accepted=false") == 3
+    assert [r.form["code"] for r in issuer.token_requests()] == ["browser-code"]
+
+
+@pytest.mark.parametrize("how", ["devnull", "closed_pipe"])
+def test_stdin_eof_never_ends_the_sign_in(start: StartHeadless, codex_home: Path, how: str) -> None:
+    run = start(stdin=subprocess.DEVNULL) if how == "devnull" else start()
+    if how == "closed_pipe":
+        run.close_stdin()
+    port, state = callback_parts(run.auth_url())
+    waiting = run.wait_for("Waiting for the browser")
+    if how == "devnull":
+        # Nobody can paste into /dev/null, so the status does not offer it.
+        assert WAITING_RE.fullmatch(waiting), waiting
+    time.sleep(0.5)
+    assert run.proc.poll() is None
+    page = httpx.get(f"http://127.0.0.1:{port}/auth/callback?code=abc&state={state}", timeout=15, follow_redirects=True)
+    assert page.status_code == 200
+    assert run.finish() == 0, run.raw.decode()
+    assert_plain(run)
+    assert (codex_home / "auth.json").is_file()
+
+
+def test_a_last_line_without_newline_counts_at_end_of_input(start: StartHeadless, codex_home: Path) -> None:
+    run = start()
+    port, state = callback_parts(run.auth_url())
+    run.paste("  " + redirect_url(port, state, "no-newline-code") + "  ")
+    run.close_stdin()
+    assert run.finish() == 0, run.raw.decode()
+    assert (codex_home / "auth.json").is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# Where we run: the warning before waiting, and the log event
+
+
+def warning_block(run: Headless) -> list[str]:
+    """The lines between the URL block and the waiting status."""
+    lines = run.lines
+    start = lines.index("On a remote or headless machine? Use `codex-login --device-auth` instead.") + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("Waiting for the browser"))
+    return lines[start:end]
+
+
+def _warning(port: int, reason: str, middle: str) -> list[str]:
+    return [
+        "",
+        f"Warning: signing in with a browser will probably not reach http://localhost:{port} here:",
+        f"  - {reason}",
+        f"Run `codex-login --device-auth` instead; {middle}; or, after signing in, copy the address the browser "
+        f"could not open (http://localhost:{port}/auth/callback?...) and paste it here.",
+        "",
+    ]
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """One simulated environment: variables, files under the fake root, and what the user and log get."""
+
+    env: dict[str, str | None]
+    files: dict[str, str]
+    block: Callable[[int], list[str]]  # the lines between the URL block and the status, given the port
+    event: str
+
+
+ENVIRONMENTS = {
+    "ssh": Simulated(
+        {"SSH_CONNECTION": "203.0.113.7 51000 192.0.2.10 22"},
+        {},
+        lambda port: _warning(
+            port,
+            "this is an SSH session: the browser on your own computer cannot reach localhost on this machine",
+            f"forward the port from your computer with `ssh -L {port}:localhost:{port} <this host>` and open the "
+            "URL there",
+        ),
+        environment_line(ssh=True, wsl=False, container="none", display=False, browser_env=True),
+    ),
+    "docker": Simulated(
+        {},
+        {".dockerenv": ""},
+        lambda port: _warning(
+            port,
+            "this runs in a container (docker): a browser outside it cannot reach localhost inside it unless the "
+            "container shares the host network",
+            "run the container with `--network host` and open the URL on the host",
+        ),
+        environment_line(ssh=False, wsl=False, container="docker", display=False, browser_env=True),
+    ),
+    "wsl2": Simulated(
+        {"BROWSER": None},
+        {"proc/sys/kernel/osrelease": WSL2_RELEASE + "\n"},
+        lambda port: [
+            "",
+            "Note: this is WSL 2: the Windows browser reaches this server through WSL's localhost forwarding; if "
+            'it cannot connect, enable localhostForwarding or networkingMode="mirrored" in .wslconfig.',
+            "Note: neither wslview nor powershell.exe was found: open the URL in your Windows browser yourself.",
+            "",
+        ],
+        environment_line(ssh=False, wsl=True, container="none", display=False, browser_env=False),
+    ),
+    "no_display": Simulated(
+        {"BROWSER": None},
+        {},
+        lambda port: _warning(
+            port,
+            "there is no graphical display here, so no browser can be opened on this machine",
+            "open the URL in a browser on this machine",
+        ),
+        environment_line(ssh=False, wsl=False, container="none", display=False, browser_env=False),
+    ),
+    "desktop": Simulated(
+        {"DISPLAY": ":0"},
+        {},
+        lambda port: [""],
+        environment_line(ssh=False, wsl=False, container="none", display=True, browser_env=True),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_environment_warning_and_event(name: str, start: StartHeadless, fake_root: Path, codex_home: Path) -> None:
+    simulated = ENVIRONMENTS[name]
+    for relative, content in simulated.files.items():
+        (fake_root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (fake_root / relative).write_text(content)
+    run = start(simulated.env)
+    port, _state = callback_parts(run.auth_url())
+    run.wait_for("Waiting for the browser")
+    block = warning_block(run)
+    assert block == simulated.block(port), block
+    httpx.get(f"http://127.0.0.1:{port}/cancel", timeout=10)
+    assert run.finish() == 1
+    assert_plain(run)
+    log = log_lines(codex_home)
+    assert log.count(simulated.event) == 1, log
+    # Logged once, inside the attempt's span, right after the server is up.
+    assert log.index(simulated.event) == log.index(" INFO codex_login::server: browser not opened reason=disabled") + 1
+    raw_log = (codex_home / "log" / "codex-login.log").read_text()
+    assert re.search(r"login\{attempt=la_[0-9a-f]{8}\}: codex_cli::login: login environment ", raw_log)
+
+
+def test_a_browser_that_cannot_be_opened_is_named(
+    start: StartHeadless, issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    run = start({"BROWSER": "false"}, args=())
+    port, state = callback_parts(run.auth_url())
+    failed = run.wait_for("Could not open a browser")
+    assert failed == "Could not open a browser with BROWSER: false exited with status 1"
+    run.wait_for("Waiting for the browser")
+    run.paste(redirect_url(port, state, "after-failed-open") + "\n")
+    assert run.finish() == 0, run.raw.decode()
+    assert_plain(run)
+    lines = run.lines
+    url_line = lines.index(run.auth_url())
+    assert lines[url_line - 2 : url_line] == [
+        "If your browser did not open, navigate to this URL to authenticate:",
+        "",
+    ]
+    log = log_lines(codex_home)
+    assert (
+        " WARN codex_login::server: browser could not be opened opener=BROWSER reason=false exited with status 1" in log
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# On a real terminal (pseudo-terminal): the countdown line
+
+
+class OnTerminal:
+    """``codex-login`` with a pseudo-terminal as its controlling terminal and stdin/stdout/stderr."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], *, columns: int) -> None:
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        self.initial_echo = self.echo_is_on()
+        slave = self.slave
+
+        def make_controlling_terminal() -> None:
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(
+            [str(CONSOLE_SCRIPT), *args],
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=self.slave,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=make_controlling_terminal,
+        )
+        self.output = bytearray()
+
+    def read_until(
+        self, needle: bytes | re.Pattern[bytes], *, timeout: float = PROCESS_TIMEOUT, start: int = 0
+    ) -> re.Match[bytes]:
+        """Read the terminal until ``needle`` (bytes or a pattern) matches at or after ``start``."""
+        pattern = needle if isinstance(needle, re.Pattern) else re.compile(re.escape(needle))
+        deadline = time.monotonic() + timeout
+        while (found := pattern.search(self.output, start)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{needle!r} not seen; terminal output: {bytes(self.output)!r}")
+            ready, _, _ = select.select([self.master], [], [], min(remaining, 0.2))
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # EIO: the child is gone and nothing is left to read
+                    chunk = b""
+                if not chunk and self.proc.poll() is not None:
+                    raise AssertionError(f"{needle!r} not seen before exit; output: {bytes(self.output)!r}")
+                self.output += chunk
+        return found
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
+        code = self.proc.wait(timeout)
+        while select.select([self.master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk
+        return code
+
+    def echo_is_on(self) -> bool:
+        return bool(termios.tcgetattr(self.slave)[3] & termios.ECHO)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+class StartOnTerminal(Protocol):
+    def __call__(self, extra_env: Mapping[str, str | None], *, columns: int = 200) -> OnTerminal: ...
+
+
+@pytest.fixture
+def on_terminal(issuer: ScriptedIssuer, codex_home: Path, fake_root: Path) -> Iterator[StartOnTerminal]:
+    """``on_terminal(extra_env, columns=200)``: ``codex-login --no-browser ... --timeout 30`` on a pty."""
+    runs: list[OnTerminal] = []
+
+    def started(extra_env: Mapping[str, str | None], *, columns: int = 200) -> OnTerminal:
+        argv = ["--no-browser", "--port", "0", "--issuer", issuer.url, "--timeout", "30"]
+        run = OnTerminal(argv, headless_env(codex_home, fake_root, extra_env), columns=columns)
+        runs.append(run)
+        return run
+
+    yield started
+    for run in runs:
+        run.close()
+
+
+def test_countdown_is_one_line_rewritten_in_place_on_a_terminal(on_terminal: StartOnTerminal, codex_home: Path) -> None:
+    term = on_terminal({"TERM": "xterm-256color"})
+    assert term.initial_echo
+    url_line = term.read_until(re.compile(rb"\n([^\r\n]*/oauth/authorize\?[^\r\n]*)\r\n"))
+    port, state = callback_parts(url_line.group(1).decode())
+    status = rb"\r\x1b\[2KWaiting for the browser to finish signing in \(0:%02d left\)\."
+    first = term.read_until(re.compile(status.replace(b"%02d", rb"(\d\d)") + re.escape(PASTE_HINT.encode())))
+    seconds = int(first.group(1))
+    assert 20 <= seconds <= 30  # --timeout 30
+    # Updated every second, in place: carriage return and erase-line, never a newline.
+    second = term.read_until(re.compile(status % (seconds - 1)), start=first.end())
+    assert b"\n" not in term.output[first.end() : second.end()]
+    # The URL is alone on its line: the status starts on a later line.
+    assert re.fullmatch(rb"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+", url_line.group(1))
+    assert url_line.end() < first.start()
+    assert not term.echo_is_on()  # while waiting, what is pasted is not echoed
+
+    term.type(redirect_url(port, state, "typed-on-the-tty").encode() + b"\r")
+    done = term.read_until(b"Successfully logged in\r\n").end()
+    assert term.finish() == 0
+    out = bytes(term.output)
+    assert b"typed-on-the-tty" not in out  # neither echoed by the terminal nor printed by us
+    # The status line is erased before any other line is printed.
+    checking = out.index(b"Checking the pasted redirect URL...")
+    assert out[checking - 5 : checking] == b"\r\x1b[2K"
+    assert out[: done - len(b"Successfully logged in\r\n")].endswith(b"\r\x1b[2K")
+    assert term.echo_is_on()  # the terminal is given back as it was
+    assert (codex_home / "auth.json").is_file()
+
+
+def test_no_color_and_narrow_terminal_use_no_escapes(on_terminal: StartOnTerminal) -> None:
+    term = on_terminal({"NO_COLOR": "1", "TERM": "xterm-256color"}, columns=50)
+    first = term.read_until(re.compile(rb"\rWaiting for the browser \(0:(\d\d) left\)\."))
+    term.read_until(b"\rWaiting for the browser (0:%02d left)." % (int(first.group(1)) - 1), start=first.end())
+    term.type(b"\x03")  # Ctrl-C on the terminal
+    term.read_until(b"Error logging in: Login was not completed (interrupted)")
+    assert term.finish() == 130
+    out = bytes(term.output)
+    assert b"\x1b" not in out
+    # Every rewrite fits the 50 columns, so the line never wraps (a wrapped line cannot be rewritten).
+    statuses = [chunk for chunk in out.split(b"\r") if chunk.startswith(b"Waiting")]
+    assert statuses and all(len(chunk.rstrip(b" ")) <= 49 for chunk in statuses)
+    assert term.echo_is_on()
+
+
+# --------------------------------------------------------------------------------------------------
+# The pieces, in process
+
+
+def test_format_remaining_and_waiting_text_fit_any_width() -> None:
+    assert [format_remaining(s) for s in (599.2, 600, 62, 59.01, 0.2, -3, 3725)] == [
+        "10:00",
+        "10:00",
+        "1:02",
+        "1:00",
+        "0:01",
+        "0:00",
+        "1:02:05",
+    ]
+    assert waiting_text(598, paste=True) == (
+        "Waiting for the browser to finish signing in (9:58 left). "
+        "Paste the redirect URL here if the page could not load."
+    )
+    assert waiting_text(None, paste=False) == "Waiting for the browser to finish signing in."
+    for columns in range(2, 160):
+        text = waiting_text(3725, paste=True, columns=columns)
+        assert 0 < len(text) <= columns - 1 or (columns == 2 and len(text) == 1)
+    assert (
+        waiting_text(5, paste=True, columns=80)
+        == "Waiting for the browser (0:05 left). Or paste the redirect URL here."
+    )
+
+
+def test_terminal_mode_follows_tty_no_color_and_dumb_terminals(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", closefd=False) as tty, (tmp_path / "err.txt").open("w") as file:
+            assert terminal_mode(tty, {}).escapes
+            assert terminal_mode(tty, {"NO_COLOR": ""}).escapes  # empty means unset (no-color.org)
+            no_color = terminal_mode(tty, {"NO_COLOR": "1"})
+            assert no_color.rewrite and not no_color.escapes
+            assert not terminal_mode(tty, {"TERM": "dumb"}).rewrite
+            assert not terminal_mode(file, {}).rewrite and not terminal_mode(file, {}).escapes
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def drain(master: int) -> bytes:
+    """Everything written to the pseudo-terminal so far (one read may return only part of it)."""
+    data = b""
+    while select.select([master], [], [], 0.2)[0]:
+        data += os.read(master, 4096)
+    return data
+
+
+def test_printer_clears_the_status_before_a_line_and_draws_it_again() -> None:
+    master, slave = pty.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+        attrs[1] &= ~termios.OPOST  # see exactly the bytes written (no \n -> \r\n)
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        with open(slave, "w", closefd=False) as tty:
+            printer = TerminalPrinter(tty, env={})
+            printer.status("Waiting A")
+            printer.status("Waiting A")  # unchanged: nothing written
+            printer.line("notice")
+            printer.status("Waiting B")
+            printer.clear()
+            printer.clear()
+        written = drain(master)
+        assert written == (
+            b"\r\x1b[2KWaiting A" + b"\r\x1b[2Knotice\n" + b"\r\x1b[2KWaiting A" + b"\r\x1b[2KWaiting B" + b"\r\x1b[2K"
+        )
+        with open(slave, "w", closefd=False) as tty:
+            plain_tty = TerminalPrinter(tty, env={"NO_COLOR": "1"})
+            plain_tty.status("Waiting long text")
+            plain_tty.status("Waiting")
+            plain_tty.line("x")
+        assert drain(master) == (b"\rWaiting long text" + b"\rWaiting          " + b"\r       \rx\n" + b"\rWaiting")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_plain_status_is_printed_at_most_once_a_minute(tmp_path: Path) -> None:
+    now = [100.0]
+    with (tmp_path / "stderr.txt").open("w+") as stream:
+        printer = TerminalPrinter(stream, env={}, clock=lambda: now[0])
+        for step in range(130):
+            now[0] = 100.0 + step
+            printer.status(f"Waiting ({step})")
+        printer.line("done")
+        stream.seek(0)
+        assert stream.read() == "Waiting (0)\nWaiting (60)\nWaiting (120)\ndone\n"
+    assert PLAIN_REPEAT_SECONDS == 60.0
+
+
+def read_all(reader: PasteReader, timeout: float = 10.0) -> list[PastedLine]:
+    deadline = time.monotonic() + timeout
+    while reader.reading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not reader.reading
+    lines = []
+    while not reader.lines.empty():
+        lines.append(reader.lines.get_nowait())
+    return lines
+
+
+def test_paste_reader_splits_caps_and_cleans_lines() -> None:
+    read_end, write_end = os.pipe()
+    reader = PasteReader(read_end)
+    try:
+        assert reader.start()
+        exactly = "y" * MAX_PASTE_LINE
+        data = (
+            b"first\r\n"
+            + b"\x1b[200~http://localhost:1/auth/callback?code=a&state=b\x1b[201~\n"
+            + b"z" * (MAX_PASTE_LINE + 1)
+            + b"\n"
+            + exactly.encode()
+            + b"\n  \n"
+            + b"caf\xc3\xa9 \xff"
+            + b"\n"
+            + b"w" * (3 * MAX_PASTE_LINE)  # over the cap and no newline before the end
+        )
+        view = memoryview(data)
+        while view:
+            written = os.write(write_end, view[:1000])  # in pieces, as a terminal or a slow pipe delivers
+            view = view[written:]
+        os.close(write_end)
+        write_end = -1
+        assert read_all(reader) == [
+            PastedLine("first"),
+            PastedLine("http://localhost:1/auth/callback?code=a&state=b"),
+            PastedLine("", too_long=True),
+            PastedLine(exactly),
+            PastedLine(""),
+            PastedLine("café \ufffd"),
+            PastedLine("", too_long=True),
+        ]
+    finally:
+        reader.stop()
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def test_paste_reader_does_not_read_devnull_or_a_closed_stdin() -> None:
+    with open(os.devnull, "rb") as devnull:
+        reader = PasteReader(devnull.fileno())
+        assert not reader.start() and not reader.reading
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    os.close(write_end)
+    assert not PasteReader(read_end).start()
+
+
+def test_environment_text_from_outside_is_sanitized() -> None:
+    info = detect_environment(
+        {"container": "evil\x1b[31m\nred"},
+        platform="linux",
+        proc_version="6.1.0-18-amd64",
+        dockerenv_exists=False,
+        containerenv_exists=False,
+        cgroup_text="",
+    )
+    lines = environment_lines(assess_callback_reachability(info, port=1455), port=1455)
+    assert lines[1] == "Warning: signing in with a browser will probably not reach http://localhost:1455 here:"
+    assert "this runs in a container (evil red)" in lines[2]
+    assert not any("\x1b" in line or "\n" in line for line in lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Whichever comes first wins (library: a real server, a real pipe as stdin)
+
+
+def _server(codex_home: Path, issuer: ScriptedIssuer) -> LoginServer:
+    return run_login_server(
+        ServerOptions(
+            codex_home=codex_home,
+            issuer=issuer.url,
+            port=0,
+            open_browser=False,
+            force_state="state-of-this-attempt",
+            http=HttpSettings(env={}, total_timeout=5.0, connect_timeout=5.0),
+            timeout=30,
+            success_grace=5,
+        )
+    )
+
+
+class Waiter:
+    """:func:`wait_in_terminal` on a thread, inside the attempt's span, reading a pipe as its stdin."""
+
+    def __init__(self, server: LoginServer) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self.stream = io.StringIO()
+        self.error: BaseException | None = None
+        self.server = server
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            with attempt_span(self.server.attempt_id):
+                wait_in_terminal(
+                    self.server,
+                    TerminalPrinter(self.stream, env={}),
+                    deadline=time.monotonic() + 30,
+                    stdin_fd=self.read_end,
+                )
+        except BaseException as exc:
+            self.error = exc
+
+    def paste(self, text: str) -> None:
+        os.write(self.write_end, text.encode())
+
+    def join(self) -> None:
+        self.thread.join(20)
+        assert not self.thread.is_alive()
+
+    def close(self) -> None:
+        os.close(self.write_end)
+        os.close(self.read_end)
+
+
+def test_paste_wins_and_a_later_browser_callback_is_refused(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    slow_tokens = tokens_answer()
+    slow_tokens.hang = 1.0  # the paste's exchange is still running when the browser arrives
+    issuer.token = slow_tokens
+    server = _server(codex_home, issuer)
+    waiter = Waiter(server)
+    try:
+        waiter.paste(redirect_url(server.actual_port, "state-of-this-attempt", "pasted") + "\n")
+        deadline = time.monotonic() + 10
+        while not issuer.token_requests() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        browser = httpx.get(
+            f"http://127.0.0.1:{server.actual_port}/auth/callback?code=browser&state=state-of-this-attempt",
+            timeout=15,
+        )
+        assert browser.status_code == 400
+        assert browser.text == "This sign-in was already completed. Return to your terminal."
+        waiter.join()
+        assert waiter.error is None, waiter.error
+        assert server.block_until_done(1).store == "file"
+        assert [r.form["code"] for r in issuer.token_requests()] == ["pasted"]
+        assert "Checking the pasted redirect URL...\n" in waiter.stream.getvalue()
+        assert " WARN codex_login::server: login callback after the attempt was settled path=/auth/callback" in [
+            normalize_line(line) for line in login_log.lines()
+        ]
+    finally:
+        waiter.close()
+
+
+def test_browser_wins_and_a_later_paste_is_ignored(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    server = _server(codex_home, issuer)
+    waiter = Waiter(server)
+    try:
+        page = httpx.get(
+            f"http://127.0.0.1:{server.actual_port}/auth/callback?code=browser&state=state-of-this-attempt",
+            timeout=15,
+            follow_redirects=True,
+        )
+        assert page.status_code == 200
+        waiter.join()
+        assert waiter.error is None, waiter.error
+        waiter.paste(redirect_url(server.actual_port, "state-of-this-attempt", "late") + "\n")
+        time.sleep(0.3)
+        assert [r.form["code"] for r in issuer.token_requests()] == ["browser"]
+        assert not any("pasted redirect URL" in line for line in login_log.lines())
+        assert "Pasted" not in waiter.stream.getvalue()
+    finally:
+        waiter.close()
+
+
+def test_a_failed_attempt_still_clears_the_status_and_raises(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    server = _server(codex_home, issuer)
+    waiter = Waiter(server)
+    try:
+        waiter.paste(
+            redirect_url(server.actual_port, "state-of-this-attempt", "x").replace("code=x", "error=access_denied")
+            + "\n"
+        )
+        waiter.join()
+        assert isinstance(waiter.error, LoginError)
+        assert str(waiter.error) == "Sign-in failed: access_denied"
+    finally:
+        waiter.close()
