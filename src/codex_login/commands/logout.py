@@ -1,0 +1,50 @@
+"""``codex-login logout``: remove the stored credentials everywhere, then revoke them at the issuer.
+
+Texts and exit codes are the reference's (§14.2): ``Successfully logged out`` (0), ``Not logged in`` (0),
+``Error logging out: {e}`` (1). A failed revocation prints
+``Warning: could not revoke tokens at the issuer: ...`` and changes neither the local removal nor the exit
+code (best effort; see :mod:`codex_login.account`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import Config
+from ..errors import LoginError
+from .common import config_from_args, err
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if config is None:
+        return 1
+    return logout_with_config(config)
+
+
+def logout_with_config(config: Config) -> int:
+    from ..account import REVOKE_TIMEOUT_SECONDS, logout
+    from ..diagnostics.redact import sanitize_terminal_text
+    from ..http import HttpSettings
+    from .login import start_file_logging
+
+    # The revocation events belong in the durable log like the sign-in's.
+    start_file_logging(config)
+    timeout = min(config.http_timeout, REVOKE_TIMEOUT_SECONDS)
+    try:
+        result = logout(
+            config.codex_home,
+            config.credentials_store.value,
+            issuer=config.issuer,
+            client_id=config.client_id,
+            http_settings=HttpSettings(total_timeout=timeout, connect_timeout=timeout),
+        )
+    except LoginError as exc:
+        err(f"Error logging out: {sanitize_terminal_text(str(exc), 2048)}")
+        return 1
+    for warning in result.warnings:
+        err(sanitize_terminal_text(f"Warning: {warning}", 1024))
+    for problem in result.revoke_errors:
+        err(sanitize_terminal_text(f"Warning: could not revoke tokens at the issuer: {problem}", 2048))
+    err("Successfully logged out" if result.removed else "Not logged in")
+    return 0

@@ -1,0 +1,219 @@
+"""``codex-login --with-api-key`` through the real console script (pipes, and a pty for the TTY case)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codex_login.api_key import ApiKeyReadError, api_key_problem, login_with_api_key, read_api_key
+from codex_login.errors import ErrorKind, LoginError
+from codex_login.storage import load_auth
+
+CLI = str(Path(sys.executable).parent / "codex-login")
+KEY = "sk-proj-CNRYkey0123456789abcdefXYZ"
+READING = "Reading API key from stdin..."
+OLD = b'{\n  "auth_mode": "apikey",\n  "OPENAI_API_KEY": "sk-old-key-0000000000"\n}'
+
+
+def cli_env(codex_home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CODEX_HOME"] = str(codex_home)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    codex_home: Path, stdin: bytes, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [CLI, *args, "--with-api-key"],
+        input=stdin,
+        env=cli_env(codex_home, **(env or {})),
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def log_lines(codex_home: Path) -> list[str]:
+    from tests.conftest import normalize_line
+
+    path = codex_home / "log" / "codex-login.log"
+    return [normalize_line(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_piped_key_is_saved_in_the_reference_shape(codex_home: Path) -> None:
+    proc = run_cli(codex_home, f"  {KEY}\r\n".encode())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().splitlines() == [READING, "Successfully logged in"]
+    assert proc.stdout == b""
+    auth_file = codex_home / "auth.json"
+    assert auth_file.read_text() == f'{{\n  "auth_mode": "apikey",\n  "OPENAI_API_KEY": "{KEY}"\n}}'
+    assert auth_file.stat().st_mode & 0o777 == 0o600
+    assert log_lines(codex_home) == [
+        " INFO codex_cli::login: starting api key login flow",
+        " INFO codex_cli::login: login attempt started flow=api_key issuer=https://auth.openai.com/ "
+        'client_id="app_EMoamEEZ73f0CkXaXp7hrann" version=V store=file',
+        f" INFO codex_login::auth: api key received key_len={len(KEY)} looks_like_openai_key=true",
+        " INFO codex_login::auth: credentials saved store=file",
+        " INFO codex_cli::login: login finished outcome=success flow=api_key duration_ms=N",
+    ]
+    assert KEY not in (codex_home / "log" / "codex-login.log").read_text()
+
+
+def test_key_replaces_chatgpt_credentials(codex_home: Path) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "rust_chatgpt_auth.json"
+    (codex_home / "auth.json").write_bytes(fixture.read_bytes())
+    proc = run_cli(codex_home, KEY.encode())
+    assert proc.returncode == 0, proc.stderr
+    auth = load_auth(codex_home)
+    assert auth is not None and auth.tokens is None and auth.openai_api_key == KEY
+
+
+def test_tty_on_stdin_is_refused(codex_home: Path) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [CLI, "--with-api-key"],
+            stdin=terminal,
+            env=cli_env(codex_home),
+            capture_output=True,
+            timeout=30,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        "--with-api-key expects the API key on stdin. Try piping it, e.g. "
+        "`printenv OPENAI_API_KEY | codex-login --with-api-key`."
+    ]
+    assert not (codex_home / "auth.json").exists()
+
+
+@pytest.mark.parametrize("stdin", [b"", b"   \n\t\r\n"], ids=["empty", "whitespace"])
+def test_empty_input(codex_home: Path, stdin: bytes) -> None:
+    (codex_home / "auth.json").write_bytes(OLD)
+    proc = run_cli(codex_home, stdin)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [READING, "No API key provided via stdin."]
+    assert (codex_home / "auth.json").read_bytes() == OLD
+
+
+@pytest.mark.parametrize(
+    ("stdin", "reason"),
+    [
+        (b"\xff\xfesk-abc", "stream did not contain valid UTF-8"),
+        (b"sk-" + b"a" * (10 * 1024 * 1024), "the input is longer than 8192 bytes; an API key is much shorter"),
+    ],
+    ids=["invalid_utf8", "ten_megabytes"],
+)
+def test_unreadable_input(codex_home: Path, stdin: bytes, reason: str) -> None:
+    (codex_home / "auth.json").write_bytes(OLD)
+    proc = run_cli(codex_home, stdin)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [READING, f"Failed to read API key from stdin: {reason}"]
+    assert (codex_home / "auth.json").read_bytes() == OLD
+
+
+@pytest.mark.parametrize("stdin", [b"sk-abc def", b"sk-abc\ndef", b"sk-abc\x00def", b"sk-abc\x1b[31mdef"])
+def test_inner_whitespace_and_controls_are_refused(codex_home: Path, stdin: bytes) -> None:
+    (codex_home / "auth.json").write_bytes(OLD)
+    proc = run_cli(codex_home, stdin)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 1
+    assert lines[:2] == [READING, "Error logging in: the API key contains whitespace or control characters"]
+    assert lines[2] == "Try next: Pipe exactly the key: `printenv OPENAI_API_KEY | codex-login --with-api-key`."
+    assert lines[3].startswith("Attempt ID: la_")
+    assert b"def" not in proc.stderr  # the input is never echoed
+    assert (codex_home / "auth.json").read_bytes() == OLD
+    assert log_lines(codex_home)[-1] == (
+        " WARN codex_cli::login: login finished outcome=error flow=api_key duration_ms=N failure=invalid_api_key"
+    )
+
+
+def test_forced_chatgpt_login_refuses_api_keys(codex_home: Path) -> None:
+    proc = run_cli(codex_home, KEY.encode(), "-c", 'forced_login_method="chatgpt"')
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == ["API key login is disabled. Use ChatGPT login instead."]
+    assert not (codex_home / "auth.json").exists()
+
+
+def _limit_file_size() -> None:
+    # Writes past 64 bytes fail with EFBIG (not a signal): the new auth.json cannot be written.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+
+def test_failed_save_keeps_the_previous_credentials(codex_home: Path) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "rust_chatgpt_auth.json"
+    previous = fixture.read_bytes()
+    (codex_home / "auth.json").write_bytes(previous)
+    proc = subprocess.run(
+        [CLI, "--with-api-key"],
+        input=(KEY + "-" + "x" * 64).encode(),
+        env=cli_env(codex_home),
+        capture_output=True,
+        timeout=30,
+        preexec_fn=_limit_file_size,
+    )
+    errors = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert f"Error logging in: failed to write {codex_home / 'auth.json'}: File too large" in errors
+    assert KEY not in errors
+    assert (codex_home / "auth.json").read_bytes() == previous  # nothing lost (security J6)
+    assert [p.name for p in codex_home.iterdir() if p.name.startswith(".auth.json.tmp")] == []
+
+
+def test_keyring_modes_without_a_keyring(codex_home: Path) -> None:
+    fail = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    proc = run_cli(codex_home, KEY.encode(), "-c", 'cli_auth_credentials_store="keyring"', env=fail)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines()[1].startswith(
+        "Error logging in: failed to write OAuth tokens to keyring: "
+    )
+    assert not (codex_home / "auth.json").exists()
+
+    proc = run_cli(codex_home, KEY.encode(), "-c", 'cli_auth_credentials_store="auto"', env=fail)
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 0, lines
+    assert lines[0] == READING
+    assert lines[1].startswith("failed to save auth to keyring, falling back to file storage: ")
+    assert lines[-1] == "Successfully logged in"
+    assert json.loads((codex_home / "auth.json").read_text())["OPENAI_API_KEY"] == KEY
+    assert log_lines(codex_home)[-2] == " INFO codex_login::auth: credentials saved store=file_fallback"
+
+
+# --------------------------------------------------------------------------------------------- library
+
+
+def test_library_login_with_api_key(codex_home: Path) -> None:
+    assert login_with_api_key(codex_home, f" {KEY}\n", "file") == "file"
+    auth = load_auth(codex_home)
+    assert auth is not None and auth.openai_api_key == KEY
+    other = codex_home / "memory"
+    assert login_with_api_key(other, KEY, "ephemeral") == "ephemeral"
+    assert not other.exists()
+    assert load_auth(other, "ephemeral") is not None
+    with pytest.raises(LoginError) as caught:
+        login_with_api_key(codex_home, "sk-a b", "file")
+    assert caught.value.kind is ErrorKind.INVALID_INPUT and caught.value.failure_class == "invalid_api_key"
+    assert "sk-a" not in str(caught.value)
+
+
+def test_read_api_key_limits() -> None:
+    import io
+
+    assert read_api_key(io.BytesIO(b"\n sk-x \n")) == "sk-x"
+    assert read_api_key(io.BytesIO(b"a" * 8192)) == "a" * 8192
+    with pytest.raises(ApiKeyReadError):
+        read_api_key(io.BytesIO(b"a" * 8193))
+    assert api_key_problem("sk-\u2028x") is not None
+    assert api_key_problem("sk-ok") is None

@@ -1,0 +1,295 @@
+"""Token refresh against the scripted issuer: request shape, merge and rotation, the reference's messages,
+and two processes racing for the lock (only one refresh request may reach the issuer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codex_login.config import CLIENT_ID
+from codex_login.errors import ErrorKind, LoginError
+from codex_login.http import HttpSettings
+from codex_login.refresh import (
+    MSG_EXPIRED,
+    MSG_GENERIC,
+    MSG_INVALIDATED,
+    MSG_REUSED,
+    RefreshTokenError,
+    needs_refresh,
+    refresh_tokens,
+)
+from codex_login.storage import AuthDotJson, TokenData, load_auth
+from tests.conftest import LoginLog
+from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt
+
+OLD_REFRESH = "rt_CNRYold0123456789"
+NEW_REFRESH = "rt_CNRYnew0123456789"
+SETTINGS = HttpSettings(env={}, total_timeout=5.0, connect_timeout=5.0)
+
+
+def access_token(expires_in: int, plan: str = "pro") -> str:
+    return make_jwt(
+        {"exp": int(time.time()) + expires_in, "https://api.openai.com/auth": {"chatgpt_plan_type": plan}}
+    )
+
+
+def seed(codex_home: Path, *, expires_in: int = 3600, last_refresh_days: float = 0.0) -> AuthDotJson:
+    tokens = TokenData.from_tokens(id_token_for(account_id="acct_1"), access_token(expires_in), OLD_REFRESH)
+    auth = AuthDotJson.from_chatgpt_tokens(
+        tokens, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=last_refresh_days)
+    )
+    (codex_home / "auth.json").write_text(auth.to_pretty_json())
+    return auth
+
+
+@pytest.fixture
+def issuer() -> Iterator[ScriptedIssuer]:
+    with ScriptedIssuer() as scripted:
+        yield scripted
+
+
+def refreshed_answer(**fields: object) -> Answer:
+    return Answer.json(200, fields)
+
+
+# --------------------------------------------------------------------------------------------- needs_refresh
+
+
+def test_needs_refresh_rules(codex_home: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    assert not needs_refresh(seed(codex_home, expires_in=3600), now)
+    assert needs_refresh(seed(codex_home, expires_in=299), now)  # within 5 minutes of exp
+    assert needs_refresh(seed(codex_home, expires_in=-10), now)
+    assert needs_refresh(seed(codex_home, expires_in=3600, last_refresh_days=8.01), now)
+    assert not needs_refresh(seed(codex_home, expires_in=3600, last_refresh_days=7.9), now)
+    opaque = seed(codex_home)
+    assert opaque.tokens is not None
+    opaque.tokens.access_token = "opaque-access-token"
+    assert not needs_refresh(opaque, now)
+    assert not needs_refresh(AuthDotJson.from_api_key("sk-x"), now)
+
+
+# --------------------------------------------------------------------------------------------- success
+
+
+def test_refresh_rotates_and_saves(issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog) -> None:
+    seed(codex_home, expires_in=60)
+    new_access = access_token(3600, plan="plus")
+    new_id = id_token_for(account_id="acct_1", email="new@example.com")
+    issuer.token = refreshed_answer(id_token=new_id, access_token=new_access, refresh_token=NEW_REFRESH)
+    before = dt.datetime.now(dt.UTC)
+    auth = refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    request = issuer.token_requests()[0]
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.body) == {
+        "client_id": CLIENT_ID,
+        "grant_type": "refresh_token",
+        "refresh_token": OLD_REFRESH,
+    }
+    assert auth.tokens is not None and auth.tokens.refresh_token == NEW_REFRESH
+    stored = load_auth(codex_home)
+    assert stored is not None and stored.tokens is not None
+    assert stored.tokens.refresh_token == NEW_REFRESH
+    assert stored.tokens.access_token == new_access
+    assert stored.tokens.id_token.email == "new@example.com"
+    assert stored.tokens.account_id == "acct_1"
+    assert stored.last_refresh is not None and stored.last_refresh >= before.replace(microsecond=0)
+    assert list(json.loads((codex_home / "auth.json").read_text())) == [
+        "auth_mode",
+        "OPENAI_API_KEY",
+        "tokens",
+        "last_refresh",
+    ]
+    assert login_log.normalized() == [
+        " INFO codex_login::auth: starting token refresh token_endpoint=http://127.0.0.1:PORT/oauth/token",
+        ' INFO codex_login::auth: oauth token endpoint response status=200 OK content_type="application/json" '
+        "body_len=N",
+        " INFO codex_login::auth: token refresh succeeded status=200 OK rotated=true",
+    ]
+    text = "\n".join(login_log.lines())
+    assert OLD_REFRESH not in text and NEW_REFRESH not in text and new_access not in text
+
+
+def test_refresh_without_rotation_keeps_the_other_tokens(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    seeded = seed(codex_home, expires_in=60)
+    assert seeded.tokens is not None
+    issuer.token = refreshed_answer(access_token="new-access")
+    auth = refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert auth.tokens is not None
+    assert auth.tokens.access_token == "new-access"
+    assert auth.tokens.refresh_token == OLD_REFRESH
+    assert auth.tokens.id_token.raw_jwt == seeded.tokens.id_token.raw_jwt
+    assert login_log.normalized()[-1] == " INFO codex_login::auth: token refresh succeeded status=200 OK rotated=false"
+
+
+def test_fresh_tokens_are_not_refreshed_unless_forced(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed(codex_home, expires_in=3600)
+    issuer.token = refreshed_answer(access_token="forced-access", refresh_token=NEW_REFRESH)
+    auth = refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert auth.tokens is not None and auth.tokens.refresh_token == OLD_REFRESH
+    assert issuer.token_requests() == []
+    # The caller read a refresh token that is no longer stored: someone refreshed already, even when forced.
+    auth = refresh_tokens(
+        codex_home, "file", issuer=issuer.url, http_settings=SETTINGS, force=True, seen_refresh_token="rt_other"
+    )
+    assert issuer.token_requests() == []
+    auth = refresh_tokens(
+        codex_home, "file", issuer=issuer.url, http_settings=SETTINGS, force=True, seen_refresh_token=OLD_REFRESH
+    )
+    assert auth.tokens is not None and auth.tokens.access_token == "forced-access"
+    assert len(issuer.token_requests()) == 1
+
+
+def test_refresh_url_override(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed(codex_home, expires_in=60)
+    issuer.routes["/custom/refresh"] = refreshed_answer(access_token="overridden")
+    settings = HttpSettings(
+        env={"CODEX_REFRESH_TOKEN_URL_OVERRIDE": f"{issuer.url}/custom/refresh"}, total_timeout=5.0
+    )
+    auth = refresh_tokens(codex_home, "file", issuer="https://auth.openai.com", http_settings=settings)
+    assert auth.tokens is not None and auth.tokens.access_token == "overridden"
+    assert [r.path for r in issuer.requests] == ["/custom/refresh"]
+
+
+# --------------------------------------------------------------------------------------------- failures
+
+
+PERMANENT = [
+    (401, {"error": {"code": "refresh_token_expired", "message": "expired"}}, MSG_EXPIRED, "refresh_token_expired"),
+    (401, {"error": "refresh_token_reused"}, MSG_REUSED, "refresh_token_reused"),
+    (401, {"error": {"code": "refresh_token_invalidated"}}, MSG_INVALIDATED, "refresh_token_invalidated"),
+    (401, {"error": "something_else"}, MSG_GENERIC, "refresh_token_invalid"),
+    (401, {}, MSG_GENERIC, "refresh_token_invalid"),
+    # oidc-provider (RFC 6749 §5.2) answers 400 invalid_grant for an expired, reused or revoked token.
+    (400, {"error": "invalid_grant", "error_description": "grant request is invalid"}, MSG_GENERIC,
+     "refresh_token_invalid"),
+]
+
+
+@pytest.mark.parametrize("case", PERMANENT, ids=["expired", "reused", "invalidated", "other", "empty", "invalid_grant"])
+def test_permanent_failures_use_the_reference_messages(
+    case: tuple[int, dict[str, object], str, str], issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    status, body, message, failure = case
+    seed(codex_home, expires_in=60)
+    before = (codex_home / "auth.json").read_bytes()
+    issuer.token = Answer.json(status, body)
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    err = caught.value
+    assert str(err) == message and err.permanent and err.failure_class == failure
+    assert err.kind is ErrorKind.PERMISSION_DENIED and err.status == status
+    assert (codex_home / "auth.json").read_bytes() == before
+    last = login_log.normalized()[-1]
+    assert last.startswith(f"ERROR codex_login::auth: token refresh failed status={status} "), last
+    assert last.endswith(f"reason={failure}")
+
+
+def test_transient_failures(issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog) -> None:
+    seed(codex_home, expires_in=60)
+    issuer.token = Answer.text(500, f"upstream down, token {OLD_REFRESH}")
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert str(caught.value) == "Failed to refresh token: 500 Internal Server Error: upstream down, token <redacted>"
+    assert not caught.value.permanent and caught.value.failure_class == "refresh_http_error"
+
+    issuer.token = Answer.text(200, "<html>captive portal</html>", "text/html")
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert caught.value.failure_class == "refresh_invalid_response"
+
+    issuer.token = refreshed_answer(id_token="not-a-jwt", access_token="a")
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert str(caught.value) == "Failed to refresh token: the new ID token is invalid: invalid ID token format"
+    stored = load_auth(codex_home)
+    assert stored is not None and stored.tokens is not None and stored.tokens.refresh_token == OLD_REFRESH
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=f"http://127.0.0.1:{port}", http_settings=SETTINGS)
+    assert caught.value.failure_class == "transport_connect"
+    assert str(caught.value).startswith(f"Failed to refresh token: error sending request for url (http://127.0.0.1:{port}")
+    assert login_log.normalized()[-1] == (
+        'ERROR codex_login::auth: token refresh failed status=none error_code="unknown" reason=transport_connect'
+    )
+    assert OLD_REFRESH not in "\n".join(login_log.lines())
+
+
+def test_nothing_to_refresh(codex_home: Path) -> None:
+    with pytest.raises(LoginError) as caught:
+        refresh_tokens(codex_home, "file")
+    assert caught.value.failure_class == "not_logged_in"
+    (codex_home / "auth.json").write_text(AuthDotJson.from_api_key("sk-x").to_pretty_json())
+    with pytest.raises(LoginError):
+        refresh_tokens(codex_home, "file")
+
+
+# --------------------------------------------------------------------------------------------- two processes
+
+RACER = textwrap.dedent(
+    """
+    import json, sys
+    from codex_login.http import HttpSettings
+    from codex_login.refresh import refresh_tokens
+    home, url, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    kwargs = {"force": True, "seen_refresh_token": sys.argv[4]} if mode == "forced" else {}
+    print("ready", flush=True)
+    sys.stdin.readline()
+    auth = refresh_tokens(home, "file", issuer=url, http_settings=HttpSettings(env={}, total_timeout=10.0), **kwargs)
+    print(json.dumps({"access": auth.tokens.access_token, "refresh": auth.tokens.refresh_token}), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["proactive", "forced"])
+def test_two_processes_spend_the_refresh_token_once(issuer: ScriptedIssuer, codex_home: Path, mode: str) -> None:
+    seed(codex_home, expires_in=60)
+    # A slow answer keeps the first process inside the lock while the second one waits for it.
+    answer = refreshed_answer(access_token="access-after-race", refresh_token=NEW_REFRESH)
+    answer.hang = 1.0
+    issuer.token = answer
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(codex_home), issuer.url, mode, OLD_REFRESH],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # release both at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [proc.communicate(timeout=60) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"access": "access-after-race", "refresh": NEW_REFRESH}
+    assert len(issuer.token_requests()) == 1
+    assert json.loads(issuer.token_requests()[0].body)["refresh_token"] == OLD_REFRESH

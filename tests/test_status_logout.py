@@ -1,0 +1,416 @@
+"""``codex-login status`` and ``codex-login logout`` through the console script, plus the library calls.
+
+Status reads files written by the Rust CLI (tests/fixtures/rust_*.json); logout revokes at the scripted
+issuer's revocation endpoint and always removes the local credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from jaraco.classes import properties
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+from codex_login.account import logout, mask_api_key, read_status, revoke_tokens
+from codex_login.http import HttpSettings
+from codex_login.storage import KEYRING_SERVICE, AuthDotJson, TokenData, load_auth, store_key
+from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt
+
+CLI = str(Path(sys.executable).parent / "codex-login")
+FIXTURES = Path(__file__).parent / "fixtures"
+REFRESH = "rt_CNRYlogout0123456789"
+ACCESS = "at_CNRYlogout0123456789"
+
+
+def cli_env(codex_home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CODEX_HOME"] = str(codex_home)
+    env.update(extra)
+    return env
+
+
+def run_cli(codex_home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        env=cli_env(codex_home, **(env or {})),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def use_fixture(codex_home: Path, name: str) -> None:
+    (codex_home / "auth.json").write_bytes((FIXTURES / name).read_bytes())
+
+
+def chatgpt_auth(*, iss: str | None = None, email: str = "user@example.com") -> AuthDotJson:
+    payload: dict[str, object] = {
+        "email": email,
+        "https://api.openai.com/auth": {"chatgpt_account_id": "acct_9", "chatgpt_plan_type": "team"},
+        "exp": int(time.time()) + 3600,
+    }
+    if iss is not None:
+        payload["iss"] = iss
+    return AuthDotJson.from_chatgpt_tokens(TokenData.from_tokens(make_jwt(payload), ACCESS, REFRESH))
+
+
+def seed_chatgpt(codex_home: Path, **kwargs: str) -> None:
+    (codex_home / "auth.json").write_text(chatgpt_auth(**kwargs).to_pretty_json())
+
+
+# --------------------------------------------------------------------------------------------- status
+
+TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \((in )?\d+ (second|minute|hour|day)s?( ago)?\)"
+
+
+def test_status_of_the_rust_chatgpt_file(codex_home: Path) -> None:
+    use_fixture(codex_home, "rust_chatgpt_auth.json")
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 0 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[:4] == [
+        "Logged in using ChatGPT",
+        "  Account: user@example.com",
+        "  Plan: Plus",
+        "  Account ID: acc-fixture-1234",
+    ]
+    assert lines[4] == f"  Credentials: auth.json, {codex_home / 'auth.json'}"
+    assert re.fullmatch(r"  Access token expired: 2026-03-16T22:09:36Z \(\d+ days ago\)", lines[5]), lines[5]
+    assert re.fullmatch(r"  Last refresh: 2026-03-06T22:09:36Z \(\d+ days ago\)", lines[6]), lines[6]
+    assert len(lines) == 7
+
+    proc = run_cli(codex_home, "status", "--json")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert json.loads(proc.stdout) == {
+        "logged_in": True,
+        "auth_mode": "chatgpt",
+        "store": "file",
+        "store_location": str(codex_home / "auth.json"),
+        "store_reason": None,
+        "email": "user@example.com",
+        "plan": "plus",
+        "account_id": "acc-fixture-1234",
+        "expires_at": "2026-03-16T22:09:36Z",
+        "last_refresh": "2026-03-06T22:09:36.685438Z",
+        "api_key_masked": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fixture", "first_line", "masked"),
+    [
+        ("rust_apikey_auth.json", "Logged in using an API key - sk-fixtu***bcdef", "sk-fixtu***bcdef"),
+        # No auth_mode and a non-null key: apikey (reference §11.2), even with tokens beside it.
+        ("legacy_python_auth.json", "Logged in using an API key - sk-legac***xture", "sk-legac***xture"),
+    ],
+)
+def test_status_of_api_key_files(codex_home: Path, fixture: str, first_line: str, masked: str) -> None:
+    use_fixture(codex_home, fixture)
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines()[0] == first_line
+    assert f"  Credentials: auth.json, {codex_home / 'auth.json'}" in proc.stderr.splitlines()
+    facts = json.loads(run_cli(codex_home, "status", "--json").stdout)
+    assert facts["auth_mode"] == "apikey" and facts["api_key_masked"] == masked and facts["email"] is None
+
+
+def test_status_without_account_claims(codex_home: Path) -> None:
+    use_fixture(codex_home, "rust_chatgpt_no_account_auth.json")
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert lines[:2] == ["Logged in using ChatGPT", "  Account: profile@example.com"]
+    assert not any(line.startswith(("  Plan:", "  Account ID:", "  Access token")) for line in lines)
+
+
+def test_status_not_logged_in(codex_home: Path) -> None:
+    proc = run_cli(codex_home, "status")
+    assert (proc.returncode, proc.stderr, proc.stdout) == (1, "Not logged in\n", "")
+    proc = run_cli(codex_home, "status", "--json")
+    assert proc.returncode == 1
+    facts = json.loads(proc.stdout)
+    assert facts["logged_in"] is False and facts["auth_mode"] is None and facts["store"] == "file"
+    assert not (codex_home / "log").exists()  # status writes no log
+
+
+def test_status_errors(codex_home: Path) -> None:
+    (codex_home / "auth.json").write_text("{not json")
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"Error checking login status: failed to parse {codex_home / 'auth.json'}: "
+        "invalid JSON at line 1 column 2 (Expecting property name enclosed in double quotes)\n"
+    )
+    proc = run_cli(codex_home, "status", "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["logged_in"] is False
+    (codex_home / "auth.json").unlink()
+    (codex_home / "auth.json").mkdir()
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 1
+    assert proc.stderr == f"Error checking login status: failed to read {codex_home / 'auth.json'}: Is a directory\n"
+    (codex_home / "auth.json").rmdir()
+    (codex_home / "auth.json").write_text('{"auth_mode": "apikey", "OPENAI_API_KEY": null}')
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Unexpected error retrieving API key: ")
+
+
+def test_status_short_keys_are_fully_masked(codex_home: Path) -> None:
+    (codex_home / "auth.json").write_text('{"auth_mode": "apikey", "OPENAI_API_KEY": "sk-1234567890"}')
+    proc = run_cli(codex_home, "status")
+    assert proc.stderr.splitlines()[0] == "Logged in using an API key - ***"
+    assert mask_api_key("sk-12345678901") == "sk-12345***78901"
+
+
+def test_status_sanitizes_claims(codex_home: Path) -> None:
+    seed_chatgpt(codex_home, email="evil\x1b]0;owned\x07@example.com\r\nInjected: yes")
+    proc = run_cli(codex_home, "status")
+    assert proc.returncode == 0
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr and "\x07" not in proc.stderr
+    assert proc.stderr.splitlines()[1] == "  Account: evil@example.com Injected: yes"
+    assert proc.stderr.splitlines()[2] == "  Plan: Team"
+
+
+def test_status_reports_the_keyring_fallback(codex_home: Path) -> None:
+    use_fixture(codex_home, "rust_apikey_auth.json")
+    fail = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    proc = run_cli(codex_home, "-c", 'cli_auth_credentials_store="auto"', "status", env=fail)
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("failed to load CLI auth from keyring, falling back to file storage: ")
+    assert lines[1] == "Logged in using an API key - sk-fixtu***bcdef"
+    assert lines[2].startswith(f"  Credentials: auth.json (keyring fallback), {codex_home / 'auth.json'} "
+                               "(keyring unavailable: failed to load CLI auth from keyring: ")
+    proc = run_cli(codex_home, "-c", 'cli_auth_credentials_store="auto"', "status", "--json", env=fail)
+    facts = json.loads(proc.stdout)
+    assert facts["store"] == "file_fallback" and facts["store_reason"].startswith("failed to load CLI auth")
+    proc = run_cli(codex_home, "-c", 'cli_auth_credentials_store="keyring"', "status", env=fail)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error checking login status: failed to load CLI auth from keyring: ")
+
+
+def test_status_imports_nothing_heavy(codex_home: Path) -> None:
+    use_fixture(codex_home, "rust_chatgpt_auth.json")
+    probe = (
+        "import sys\n"
+        "from codex_login.cli import main\n"
+        "code = main(['status'])\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'httpx', 'httpcore', 'keyring', 'asyncio', 'ssl', 'logging', 'truststore', 'h11', 'socket'})\n"
+        "print(code, heavy)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env(codex_home), capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.strip() == "0 []", proc.stderr
+
+
+# --------------------------------------------------------------------------------------------- logout
+
+
+@pytest.fixture
+def issuer() -> Iterator[ScriptedIssuer]:
+    with ScriptedIssuer() as scripted:
+        yield scripted
+
+
+def revoke_requests(issuer: ScriptedIssuer, path: str = "/oauth/revoke") -> list[dict[str, str]]:
+    return [r.form for r in issuer.requests if r.path == path]
+
+
+def test_logout_revokes_and_removes(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed_chatgpt(codex_home)
+    issuer.routes["/oauth/revoke"] = Answer(200)
+    proc = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert proc.returncode == 0
+    assert proc.stderr == "Successfully logged out\n"
+    assert not (codex_home / "auth.json").exists()
+    assert revoke_requests(issuer) == [
+        {"token": REFRESH, "token_type_hint": "refresh_token", "client_id": "app_EMoamEEZ73f0CkXaXp7hrann"},
+        {"token": ACCESS, "token_type_hint": "access_token", "client_id": "app_EMoamEEZ73f0CkXaXp7hrann"},
+    ]
+    assert issuer.requests[0].path == "/.well-known/openid-configuration"
+    assert issuer.requests[1].headers["content-type"] == "application/x-www-form-urlencoded"
+    log = (codex_home / "log" / "codex-login.log").read_text()
+    from tests.conftest import normalize_line
+
+    assert [normalize_line(line) for line in log.splitlines()] == [
+        " INFO codex_login::auth: logout finished removed=true stores=file",
+        " INFO codex_login::auth: token revoked token_kind=refresh_token",
+        " INFO codex_login::auth: token revoked token_kind=access_token",
+    ]
+    assert REFRESH not in log and ACCESS not in log
+
+
+def test_logout_uses_the_discovered_revocation_endpoint(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed_chatgpt(codex_home)
+    issuer.routes["/.well-known/openid-configuration"] = Answer.json(
+        200, {"issuer": issuer.url, "revocation_endpoint": f"{issuer.url}/token/revocation"}
+    )
+    issuer.routes["/token/revocation"] = Answer(200)
+    proc = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert proc.returncode == 0 and proc.stderr == "Successfully logged out\n"
+    assert len(revoke_requests(issuer, "/token/revocation")) == 2
+
+
+def test_logout_revokes_at_the_issuer_that_issued_the_tokens(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed_chatgpt(codex_home, iss=issuer.url)
+    issuer.routes["/oauth/revoke"] = Answer(200)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        configured = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    proc = run_cli(codex_home, "logout", "--issuer", configured)
+    assert proc.returncode == 0 and proc.stderr == "Successfully logged out\n"
+    assert len(revoke_requests(issuer)) == 2
+
+
+def test_failed_revocation_warns_and_still_removes(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    seed_chatgpt(codex_home)
+    issuer.routes["/oauth/revoke"] = Answer.json(503, {"error": "temporarily_unavailable"})
+    proc = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        "Warning: could not revoke tokens at the issuer: failed to revoke refresh_token: "
+        "503 Service Unavailable: temporarily_unavailable",
+        "Warning: could not revoke tokens at the issuer: failed to revoke access_token: "
+        "503 Service Unavailable: temporarily_unavailable",
+        "Successfully logged out",
+    ]
+    assert not (codex_home / "auth.json").exists()
+    log = (codex_home / "log" / "codex-login.log").read_text()
+    assert "WARN codex_login::auth: token revocation failed token_kind=refresh_token status=503 Service " in log
+
+
+def test_unreachable_issuer_still_logs_out(codex_home: Path) -> None:
+    seed_chatgpt(codex_home)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_cli(codex_home, "logout", "--issuer", f"http://127.0.0.1:{port}")
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert lines[0] == (
+        "Warning: could not revoke tokens at the issuer: failed to revoke refresh_token: error sending request "
+        f"for url (http://127.0.0.1:{port}/oauth/revoke): connection refused"
+    )
+    assert lines[-1] == "Successfully logged out"
+    assert not (codex_home / "auth.json").exists()
+    assert REFRESH not in proc.stderr
+
+
+def test_logout_when_not_logged_in_and_for_api_keys(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    proc = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert (proc.returncode, proc.stderr) == (0, "Not logged in\n")
+    use_fixture(codex_home, "rust_apikey_auth.json")
+    proc = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert (proc.returncode, proc.stderr) == (0, "Successfully logged out\n")
+    assert issuer.requests == []  # an API key has nothing to revoke
+
+
+def test_logout_error(codex_home: Path) -> None:
+    (codex_home / "auth.json").mkdir()
+    proc = run_cli(codex_home, "logout")
+    assert proc.returncode == 1
+    assert proc.stderr == f"Error logging out: failed to delete {codex_home / 'auth.json'}: Is a directory\n"
+
+
+def test_logout_removes_an_unparsable_file(codex_home: Path) -> None:
+    (codex_home / "auth.json").write_text("{broken")
+    proc = run_cli(codex_home, "logout")
+    assert (proc.returncode, proc.stderr) == (0, "Successfully logged out\n")
+    assert not (codex_home / "auth.json").exists()
+
+
+# --------------------------------------------------------------------------------------------- library
+
+
+class MemoryKeyring(KeyringBackend):
+    """An in-memory keyring backend (never auto-selected)."""
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        raise RuntimeError("test-only backend")
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        try:
+            del self.entries[(service, username)]
+        except KeyError:
+            raise PasswordDeleteError("not found") from None
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_logout_clears_every_store(issuer: ScriptedIssuer, codex_home: Path, memory_keyring: MemoryKeyring) -> None:
+    issuer.routes["/oauth/revoke"] = Answer(200)
+    other = chatgpt_auth()
+    assert other.tokens is not None
+    other.tokens.refresh_token = "rt_in_keyring_0123456789"
+    memory_keyring.set_password(KEYRING_SERVICE, store_key(codex_home), other.to_compact_json())
+    seed_chatgpt(codex_home)
+    result = logout(
+        codex_home, "file", issuer=issuer.url, http_settings=HttpSettings(env={}, total_timeout=5.0)
+    )
+    assert result.removed and result.removed_from == ["file", "keyring"]
+    assert memory_keyring.entries == {} and not (codex_home / "auth.json").exists()
+    revoked = [r["token"] for r in revoke_requests(issuer)]
+    assert revoked == [REFRESH, ACCESS, "rt_in_keyring_0123456789", ACCESS]
+    assert all(o.ok for o in result.revocations) and result.revoke_errors == []
+
+
+def test_logout_in_keyring_mode(issuer: ScriptedIssuer, codex_home: Path, memory_keyring: MemoryKeyring) -> None:
+    memory_keyring.set_password(KEYRING_SERVICE, store_key(codex_home), chatgpt_auth().to_compact_json())
+    result = logout(codex_home, "keyring", issuer=issuer.url, revoke=False)
+    assert result.removed_from == ["keyring"] and memory_keyring.entries == {}
+    assert issuer.requests == []
+    assert not logout(codex_home, "keyring", issuer=issuer.url).removed
+
+
+def test_ephemeral_logout_and_status(codex_home: Path) -> None:
+    from codex_login.storage import create_store
+
+    create_store(codex_home, "ephemeral").save(AuthDotJson.from_api_key("sk-ephemeral-0123456789"))
+    facts = read_status(codex_home, "ephemeral")
+    assert facts.logged_in and facts.store == "ephemeral" and facts.api_key_masked == "sk-ephem***56789"
+    result = logout(codex_home, "ephemeral", revoke=False)
+    assert result.removed_from == ["ephemeral"]
+    assert load_auth(codex_home, "ephemeral") is None
+
+
+def test_revoke_tokens_reports_each_outcome(issuer: ScriptedIssuer) -> None:
+    tokens = TokenData.from_tokens(id_token_for(), ACCESS, REFRESH)
+    answers = iter([Answer(200), Answer.json(400, {"error": "unsupported_token_type"})])
+    issuer.routes["/oauth/revoke"] = lambda _rec: next(answers)
+    outcomes = revoke_tokens(tokens, issuer=issuer.url, http_settings=HttpSettings(env={}, total_timeout=5.0))
+    assert [(o.token_kind, o.ok) for o in outcomes] == [("refresh_token", True), ("access_token", False)]
+    assert outcomes[1].error == "failed to revoke access_token: 400 Bad Request: unsupported_token_type"
