@@ -11,6 +11,9 @@ the test issuer's pages as the environment says:
     ``device``: enter ``E2E_USER_CODE`` on a device-code page (the issuer's Codex-style
     ``/codex/device`` page or oidc-provider's ``/device`` page), confirm, then sign in.
     ``open_only``: only load the URL.
+    ``intercept_callback``: sign in like ``signin``, but stop the provider's redirect to the loopback
+    ``/auth/callback`` inside the browser: the callback URL is written to ``callback_url.txt`` and the
+    browser shows a stand-in page instead, so the sign-in client never receives it (the test delivers it).
 ``E2E_LOGIN`` (default ``alice``), ``E2E_PASSWORD`` (default ``password``)
 ``E2E_TIMEOUT`` seconds for the whole flow (default 30)
 ``E2E_RESULT_DIR`` where the results go (default: a new temporary directory)
@@ -19,11 +22,13 @@ the test issuer's pages as the environment says:
 ``E2E_STUCK_SECONDS`` how long a page with nothing to do may sit before giving up (default 5)
 
 Results, written when the flow ends (also on failure, as far as they can be had): ``final_url.txt``,
-``page.html``, ``page.txt``, ``screenshot.png``, ``status.txt`` (HTTP status of the last main-frame
-navigation; absent when that navigation got no response, e.g. connection refused: then ``result.json``
-has ``"status": null`` and the last ``navigations`` entry a ``failure``), ``error.txt`` (only on failure), ``agent.log`` (everything the agent, Playwright and
-Chromium printed: the agent never writes to the stdout/stderr it inherited, which belong to the
-process that opened the browser), and last ``result.json`` (a summary; its presence means "finished").
+``page.html``, ``page.txt``, ``screenshot.png``, ``callback_url.txt`` (``intercept_callback`` only, written
+when the callback is stopped), ``status.txt`` (HTTP status of the last main-frame navigation; absent when
+that navigation got no response, e.g. connection refused: then ``result.json`` has ``"status": null`` and
+the last ``navigations`` entry a ``failure``), ``error.txt`` (only on failure), ``agent.log`` (everything
+the agent, Playwright and Chromium printed: the agent never writes to the stdout/stderr it inherited,
+which belong to the process that opened the browser), and last ``result.json`` (a summary; its presence
+means "finished").
 
 An issuer error page (oidc-provider's "oops! something went wrong", e.g. for a redirect_uri it does not
 allow) ends a flow at once as a failure; ``open_only`` just records it.
@@ -59,11 +64,17 @@ if __package__ in (None, ""):
 from tests.support.chromium import is_loopback_url, launch_context, require_chromium, throwaway_profile
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Request, Response, Route
+    from playwright.sync_api import BrowserContext, Page, Request, Response, Route
 
 AGENT_PATH = Path(__file__).resolve()
-SCRIPTS = ("signin", "cancel_login", "cancel_consent", "device", "open_only")
+SCRIPTS = ("signin", "cancel_login", "cancel_consent", "device", "open_only", "intercept_callback")
 RESULT_FILE = "result.json"
+CALLBACK_URL_FILE = "callback_url.txt"
+#: What the browser shows instead of the intercepted loopback callback.
+INTERCEPTED_PAGE = (
+    "<!DOCTYPE html><html><head><title>Callback intercepted</title></head>"
+    "<body><h1>callback intercepted by the test browser</h1></body></html>"
+)
 WATCHDOG_GRACE_SECONDS = 20.0
 MAX_ACTIONS = 12
 
@@ -142,6 +153,11 @@ class AgentResult:
     @property
     def log(self) -> str:
         return _read_text(self.result_dir / "agent.log")
+
+    @property
+    def callback_url(self) -> str:
+        """The loopback callback URL an ``intercept_callback`` run stopped ("" if none was seen)."""
+        return _read_text(self.result_dir / CALLBACK_URL_FILE).strip()
 
     def describe(self) -> str:
         """A multi-line summary for assertion messages."""
@@ -431,6 +447,40 @@ class Agent:
         except Exception as exc:
             print(f"[agent] could not take a screenshot: {exc}", flush=True)
 
+    def intercept_callback(self, context: BrowserContext, page: Page) -> None:
+        """Stop the redirect to the loopback callback and keep its URL (``intercept_callback``).
+
+        Playwright's ``page.route`` never sees the hops of a redirect chain, and the callback is reached
+        by the provider's 303, so this uses Chromium's own Fetch interception, which pauses every hop.
+        """
+        import base64
+
+        directory = self.config.result_dir
+        cdp = context.new_cdp_session(page)
+        body = base64.b64encode(INTERCEPTED_PAGE.encode("utf-8")).decode("ascii")
+
+        def on_paused(event: dict[str, Any]) -> None:
+            url = str(event["request"]["url"])
+            if not (directory / CALLBACK_URL_FILE).exists():
+                _write_text(directory / CALLBACK_URL_FILE, url + "\n")
+            print(f"[agent] {time.monotonic() - self.started:6.2f}s intercepted the loopback callback", flush=True)
+            cdp.send(
+                "Fetch.fulfillRequest",
+                {
+                    "requestId": event["requestId"],
+                    "responseCode": 200,
+                    "responseHeaders": [{"name": "Content-Type", "value": "text/html; charset=utf-8"}],
+                    "body": body,
+                },
+            )
+
+        cdp.on("Fetch.requestPaused", on_paused)
+        patterns = [
+            {"urlPattern": f"http://{host}:*/auth/callback*", "requestStage": "Request"}
+            for host in ("localhost", "127.0.0.1", "[::1]")
+        ]
+        cdp.send("Fetch.enable", {"patterns": patterns})
+
     def run(self) -> None:
         from playwright.sync_api import sync_playwright
 
@@ -456,6 +506,8 @@ class Agent:
 
                 page.on("response", on_response)
                 page.on("requestfailed", on_request_failed)
+                if self.config.script == "intercept_callback":
+                    self.intercept_callback(context, page)
                 try:
                     self.drive(page)
                 finally:
