@@ -463,7 +463,7 @@ def test_extra_cannot_shadow_known_keys() -> None:
     assert auth.to_compact_json() == '{"auth_mode":"apikey","OPENAI_API_KEY":"sk-real"}'
 
 
-json_values = st.recursive(
+json_values: st.SearchStrategy[object] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=8,

@@ -79,9 +79,9 @@ _ROWS: Final = (
         "Sign-in was denied",
         "The sign-in page sent the browser back with an error (such as access_denied) instead of an "
         "authorization code: the sign-in was cancelled, or this account may not use Codex.",
+        "If you cancelled by mistake, run `codex-login` again and finish the sign-in in the browser.",
         "If the page said Codex is not enabled for your workspace (missing_codex_entitlement), ask your "
         "workspace administrator to enable Codex for you, or sign in with an account that has access.",
-        "If you cancelled by mistake, run `codex-login` again and finish the sign-in in the browser.",
         "If you belong to several workspaces, choose the one that has Codex on the sign-in page.",
     ),
     _row(
