@@ -212,6 +212,15 @@ class HttpClient:
         self._clients[proxy] = client
         return client
 
+    def prepare(self, url: str) -> None:
+        """Build the client for ``url`` now (TLS trust store, proxy, connection pool) without sending
+        anything, so the first request does not pay for it. A problem (a bad CA file...) is left for that
+        request to report."""
+        try:
+            self._client(url)
+        except TransportError:
+            return
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
@@ -326,11 +335,25 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
     )
 
 
+def _proxy_refusal(chain: list[BaseException]) -> int | None:
+    """The status a proxy answered CONNECT with (a 407 asks for credentials: security D6). httpcore puts it
+    first in the ProxyError message; only the number is used, never the proxy's own wording."""
+    for exc in chain:
+        if isinstance(exc, httpx.ProxyError):
+            head = str(exc)[:4]
+            if len(head) == 4 and head[:3].isdigit() and head[3] == " ":
+                return int(head[:3])
+    return None
+
+
 def _cause_phrase(facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str) -> str:
     route = client.route_for(url)
     if facts.kind == "timeout":
         return f"timed out (connect {client.settings.connect_timeout:g} s, total {client.settings.total_timeout:g} s)"
     if facts.kind == "proxy":
+        refused = _proxy_refusal(chain)
+        if refused is not None:
+            return f"the proxy {route.proxy} refused the connection: {status_text(refused)}"
         return f"the proxy {route.proxy} failed"
     if facts.kind == "tls":
         detail = "TLS handshake failed"

@@ -49,6 +49,7 @@ MSG_BROWSER_NOT_OPENED = "browser not opened"
 MSG_BROWSER_FAILED = "browser could not be opened"
 MSG_ENVIRONMENT = "login environment"
 MSG_REQUEST_REJECTED = "login server rejected request"
+MSG_REJECTIONS_NOT_LOGGED = "login server rejected more requests than were logged"
 MSG_CALLBACK_ALREADY_USED = "login callback after the attempt was settled"
 MSG_CALLBACK_MISSING_CODE = "login callback missing authorization code"
 MSG_ISSUER_MISMATCH = "login callback issuer mismatch"
@@ -189,6 +190,12 @@ def request_rejected(*, reason: str, path: str, http_status: int) -> None:
         MSG_REQUEST_REJECTED,
         {"reason": Display(reason), "path": Display(path), "http_status": http_status},
     )
+
+
+def rejections_not_logged(*, reason: str, count: int) -> None:
+    """D-11: once per attempt and reason, how many refused requests went unlogged after the first few (a
+    flood of junk requests must not grow the log without bound: security G8)."""
+    emit(SERVER, WARN, MSG_REJECTIONS_NOT_LOGGED, {"reason": Display(reason), "count": count})
 
 
 def callback_received(
