@@ -6,7 +6,9 @@ cheap as the interpreter: nothing heavy is imported until a name is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# ``typing`` costs about as much to import as the interpreter takes to start: type checkers see this
+# constant as True, the interpreter never imports anything under it.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .config import Config, load_config
     from .diagnostics.redact import redact_sensitive_url_parts, sanitize_url_for_logging
     from .errors import (

@@ -1,15 +1,21 @@
 """The ``codex-login`` command: parse arguments, dispatch to one command module, print, exit.
 
-Only argparse and the standard library are imported here; each command imports what it needs when it runs,
-so ``codex-login status`` and ``--help`` start about as fast as the interpreter.
+Only argparse and the standard library are imported here; each command imports what it needs when it runs.
+``codex-login --help`` and a plain ``codex-login status [--json]`` do not even import argparse (see
+:func:`_fast_status_args`): importing it and building the parser costs about half of what starting the
+interpreter does.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import os
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from types import SimpleNamespace
 
 # Subcommand -> "module:function". Modules are imported only when their command runs.
 COMMANDS = {
@@ -26,6 +32,8 @@ API_KEY_HINT = "printenv OPENAI_API_KEY | codex-login --with-api-key"
 
 
 def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    import argparse
+
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "-c",
@@ -51,6 +59,8 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="codex-login",
         description="Sign in to Codex (browser, device code or API key), check and diagnose sign-in.",
@@ -113,7 +123,108 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: ``build_parser().format_help()`` at the width argparse picks for 80 columns (also its width when stdout is
+#: not a terminal), as Python 3.11's argparse lays it out. tests/test_import_budget.py keeps it equal to the
+#: parser's own text; any other width or Python version takes the argparse path.
+HELP_TEXT_80_COLUMNS = """\
+usage: codex-login [-h] [-c key=value] [--issuer URL] [--client-id ID]
+                   [--device-auth] [--with-api-key] [--port N] [--no-browser]
+                   [--timeout SECONDS]
+                   COMMAND ...
+
+Sign in to Codex (browser, device code or API key), check and diagnose sign-
+in.
+
+positional arguments:
+  COMMAND
+    status              show whether and how you are signed in (exit 1 when
+                        not)
+    logout              remove stored credentials and revoke them at the
+                        issuer
+    doctor              check everything sign-in depends on
+    log                 show recent sign-in attempts as timelines
+    bundle              write a redacted support bundle (zip)
+    app-server          serve the sign-in API as JSON-RPC over stdio
+
+options:
+  -h, --help            show this help message and exit
+  -c key=value, --config key=value
+                        override a config.toml value (parsed as TOML, else
+                        taken as a string); repeatable
+  --issuer URL          OAuth issuer (default https://auth.openai.com)
+  --client-id ID        OAuth client ID (default app_EMoamEEZ73f0CkXaXp7hrann)
+
+sign-in:
+  --device-auth         sign in with a device code (no local browser)
+  --with-api-key        read an API key from stdin (e.g. `printenv
+                        OPENAI_API_KEY | codex-login --with-api-key`)
+  --port N              loopback port for the browser callback (default 1455;
+                        0 = any free port)
+  --no-browser          print the sign-in URL without opening a browser
+  --timeout SECONDS     give up waiting for the browser after SECONDS (default
+                        600; 0 = no limit)
+
+Without a subcommand: sign in with the browser. Logs: $CODEX_HOME/log/codex-
+login.log (see `codex-login log`).
+"""
+HELP_TEXT_PYTHON = (3, 11)
+
+
+def terminal_columns() -> int:
+    """The column count argparse formats help for (``shutil.get_terminal_size().columns``, without shutil)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    if stdout is None:
+        return 80
+    try:
+        size = os.get_terminal_size(stdout.fileno())
+    except (ValueError, OSError):
+        return 80
+    return size.columns or 80
+
+
+def _stored_help_applies(argv: Sequence[str]) -> bool:
+    """``--help`` alone, where argparse would print exactly :data:`HELP_TEXT_80_COLUMNS`."""
+    return (
+        len(argv) == 1
+        and argv[0] in ("-h", "--help")
+        and sys.version_info[:2] == HELP_TEXT_PYTHON
+        and terminal_columns() == 80
+    )
+
+
+def _fast_status_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The namespace argparse would build for exactly ``status`` or ``status --json``, else None.
+
+    Only those spellings are taken here: abbreviations, ``-c`` overrides, options before the subcommand and
+    every error go through argparse, so its texts and exit codes stay the only ones.
+    """
+    if not argv or argv[0] != "status" or len(argv) > 2 or (len(argv) == 2 and argv[1] != "--json"):
+        return None
+    from types import SimpleNamespace
+
+    # Attribute for attribute what ``build_parser().parse_args(argv)`` returns (a test compares them).
+    return SimpleNamespace(
+        overrides=[],
+        issuer=None,
+        client_id=None,
+        device_auth=False,
+        with_api_key=False,
+        api_key=None,
+        port=None,
+        no_browser=False,
+        timeout=None,
+        command="status",
+        json=len(argv) == 2,
+    )
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is not None and (
@@ -129,8 +240,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--port must be between 0 and 65535")
     if args.timeout is not None and args.timeout < 0:
         parser.error("--timeout must be 0 (no limit) or a positive number of seconds")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if _stored_help_applies(arguments):
+        # What argparse's help action does: write (ignoring a closed or missing stdout), then exit 0.
+        try:
+            sys.stdout.write(HELP_TEXT_80_COLUMNS)
+        except (AttributeError, OSError):
+            pass
+        raise SystemExit(0)
+    args: argparse.Namespace | SimpleNamespace = _fast_status_args(arguments) or _parse(arguments)
     module_name, _, func_name = COMMANDS[args.command].partition(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
+    # ``__import__`` rather than importlib.import_module: importing importlib also imports warnings.
+    __import__(module_name)
+    handler = getattr(sys.modules[module_name], func_name)
     try:
         code: int = handler(args)
     except KeyboardInterrupt:

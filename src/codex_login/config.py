@@ -1,21 +1,23 @@
 """Configuration: ``CODEX_HOME``, ``config.toml`` and ``-c key=value`` overrides.
 
 Only stdlib at import time: ``codex-login status`` reads this and must start as fast as the interpreter.
+So ``tomllib`` is imported only when there is TOML to parse, and :class:`Config` is a plain class rather than
+a dataclass (importing ``dataclasses`` imports ``inspect``, which costs as much as starting Python).
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import os
-import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, ErrorKind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 DEFAULT_ISSUER = "https://auth.openai.com"
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
@@ -37,20 +39,84 @@ class StoreModeName(enum.StrEnum):
     EPHEMERAL = "ephemeral"
 
 
-@dataclass(frozen=True)
 class Config:
-    """Everything a sign-in command needs to know, resolved once."""
+    """Everything a sign-in command needs to know, resolved once. Immutable, compared and hashed by value.
+
+    Written out by hand with what ``@dataclass(frozen=True)`` would generate (see the module docstring).
+    """
+
+    _FIELDS = (
+        "codex_home",
+        "log_dir",
+        "issuer",
+        "client_id",
+        "credentials_store",
+        "forced_login_method",
+        "forced_chatgpt_workspace_id",
+        "login_log_format",
+        "http_timeout",
+        "originator",
+    )
 
     codex_home: Path
     log_dir: Path
-    issuer: str = DEFAULT_ISSUER
-    client_id: str = CLIENT_ID
-    credentials_store: StoreModeName = StoreModeName.FILE
-    forced_login_method: str | None = None
-    forced_chatgpt_workspace_id: tuple[str, ...] = ()
-    login_log_format: str = "text"
-    http_timeout: float = DEFAULT_HTTP_TIMEOUT_SECONDS
-    originator: str = DEFAULT_ORIGINATOR
+    issuer: str
+    client_id: str
+    credentials_store: StoreModeName
+    forced_login_method: str | None
+    forced_chatgpt_workspace_id: tuple[str, ...]
+    login_log_format: str
+    http_timeout: float
+    originator: str
+
+    def __init__(  # noqa: PLR0917 - positional, like the dataclass it replaces
+        self,
+        codex_home: Path,
+        log_dir: Path,
+        issuer: str = DEFAULT_ISSUER,
+        client_id: str = CLIENT_ID,
+        credentials_store: StoreModeName = StoreModeName.FILE,
+        forced_login_method: str | None = None,
+        forced_chatgpt_workspace_id: tuple[str, ...] = (),
+        login_log_format: str = "text",
+        http_timeout: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
+        originator: str = DEFAULT_ORIGINATOR,
+    ) -> None:
+        values = (
+            codex_home,
+            log_dir,
+            issuer,
+            client_id,
+            credentials_store,
+            forced_login_method,
+            forced_chatgpt_workspace_id,
+            login_log_format,
+            http_timeout,
+            originator,
+        )
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Config) and other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"{type(self).__qualname__}({fields})"
 
 
 def find_codex_home(env: Mapping[str, str] | None = None) -> Path:
@@ -90,6 +156,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"Invalid override (missing '='): {item}")
+    import tomllib
+
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -108,6 +176,8 @@ def _read_config_file(codex_home: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "not valid UTF-8"
         raise ConfigError(f"failed to read {path}: {reason}") from None
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -140,6 +210,8 @@ def _issuer_problem(issuer: str) -> str | None:
 def _is_loopback_host(host: str) -> bool:
     if host.lower() == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -29,13 +29,14 @@ Test-only fault hook: when the environment variable ``CODEX_LOGIN_TEST_CRASH_AFT
 the rename. It exists so tests can prove a crash never leaves a truncated ``auth.json``; nothing else sets it.
 
 No error message carries file content, a token or a key. Only the standard library is imported at import
-time (``codex-login status`` must start fast); ``keyring`` is imported when a keyring store is first used.
+time (``codex-login status`` must start fast); ``keyring`` is imported when a keyring store is first used,
+``threading``, ``copy`` and ``contextlib`` when something needs them. For the same reason the records are plain classes
+rather than dataclasses: importing ``dataclasses`` (which imports ``inspect``) costs as much as starting Python.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
+import _thread
 import datetime as _dt
 import enum
 import errno
@@ -44,16 +45,16 @@ import os
 import re
 import stat
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
 from codex_login.errors import ErrorKind, PersistError, StorageError
 from codex_login.token_data import IdTokenInfo, TokenDataError, parse_id_token
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import contextlib
+    import threading
     from collections.abc import Callable, Iterator
     from types import ModuleType
 
@@ -202,20 +203,51 @@ def format_timestamp(value: _dt.datetime, nanos: int | None = None) -> str:
 
 _TOP_LEVEL_KEYS = ("auth_mode", "OPENAI_API_KEY", "tokens", "last_refresh")
 _TOKEN_KEYS = ("id_token", "access_token", "refresh_token", "account_id")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-@dataclass
 class TokenData:
-    """The ``tokens`` object. ``access_token`` and ``refresh_token`` are secrets and stay out of ``repr``."""
+    """The ``tokens`` object. ``access_token`` and ``refresh_token`` are secrets and stay out of ``repr``.
+
+    Mutable, compared by value, unhashable: what ``@dataclass`` would generate, written out.
+    """
 
     id_token: IdTokenInfo
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    account_id: str | None = None
+    access_token: str
+    refresh_token: str
+    account_id: str | None
     #: Unknown keys read from storage, written back after the known ones.
-    extra: dict[str, object] = field(default_factory=dict, repr=False)
+    extra: dict[str, object]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, like a dataclass
+
+    def __init__(
+        self,
+        id_token: IdTokenInfo,
+        access_token: str,
+        refresh_token: str,
+        account_id: str | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        self.id_token = id_token
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.account_id = account_id
+        self.extra = {} if extra is None else extra
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TokenData) and other.__class__ is self.__class__:
+            return (self.id_token, self.access_token, self.refresh_token, self.account_id, self.extra) == (
+                other.id_token,
+                other.access_token,
+                other.refresh_token,
+                other.account_id,
+                other.extra,
+            )
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(id_token={self.id_token!r}, account_id={self.account_id!r})"
 
     @classmethod
     def from_tokens(cls, id_token: str, access_token: str, refresh_token: str) -> TokenData:
@@ -237,18 +269,56 @@ class TokenData:
         return out
 
 
-@dataclass
 class AuthDotJson:
-    """The stored credentials (reference ``AuthDotJson``)."""
+    """The stored credentials (reference ``AuthDotJson``).
 
-    auth_mode: AuthMode | None = None
-    openai_api_key: str | None = field(default=None, repr=False)
-    tokens: TokenData | None = None
+    Mutable, compared by value, unhashable: what ``@dataclass`` would generate, written out. The API key and
+    ``extra`` stay out of ``repr``.
+    """
+
+    auth_mode: AuthMode | None
+    openai_api_key: str | None
+    tokens: TokenData | None
     #: Aware UTC. When loaded, the exact nanoseconds are remembered and written back for the same instant.
-    last_refresh: _dt.datetime | None = None
+    last_refresh: _dt.datetime | None
     #: Unknown top-level keys read from storage, written back after the known ones. May hold secrets.
-    extra: dict[str, object] = field(default_factory=dict, repr=False)
-    _last_refresh_exact: tuple[_dt.datetime, int] | None = field(default=None, init=False, repr=False, compare=False)
+    extra: dict[str, object]
+    #: Not part of equality: the loaded ``last_refresh`` and its nanoseconds.
+    _last_refresh_exact: tuple[_dt.datetime, int] | None
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, like a dataclass
+
+    def __init__(
+        self,
+        auth_mode: AuthMode | None = None,
+        openai_api_key: str | None = None,
+        tokens: TokenData | None = None,
+        last_refresh: _dt.datetime | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        self.auth_mode = auth_mode
+        self.openai_api_key = openai_api_key
+        self.tokens = tokens
+        self.last_refresh = last_refresh
+        self.extra = {} if extra is None else extra
+        self._last_refresh_exact = None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AuthDotJson) and other.__class__ is self.__class__:
+            return (self.auth_mode, self.openai_api_key, self.tokens, self.last_refresh, self.extra) == (
+                other.auth_mode,
+                other.openai_api_key,
+                other.tokens,
+                other.last_refresh,
+                other.extra,
+            )
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(auth_mode={self.auth_mode!r}, tokens={self.tokens!r}, "
+            f"last_refresh={self.last_refresh!r})"
+        )
 
     # -- construction ---------------------------------------------------------------------------------
 
@@ -397,7 +467,9 @@ def _has_surrogate(value: object) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            try:
+                item.encode("utf-8")  # fails exactly on surrogate code points
+            except UnicodeEncodeError:
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -411,16 +483,40 @@ def _has_surrogate(value: object) -> bool:
 # Store interface
 
 
-@dataclass(frozen=True)
 class StoreInfo:
-    """Where credentials are (or would be) kept, for ``status`` and ``doctor``."""
+    """Where credentials are (or would be) kept, for ``status`` and ``doctor``.
+
+    Immutable, compared and hashed by value: what ``@dataclass(frozen=True)`` would generate, written out.
+    """
 
     #: ``file``, ``keyring``, ``file_fallback`` or ``ephemeral``.
     name: str
     #: The auth.json path, ``Codex Auth / cli|...`` for the keyring, or a description of process memory.
     location: str
     #: Why the keyring is not in use (its error), or why the file is used in auto mode.
-    reason: str | None = None
+    reason: str | None
+
+    def __init__(self, name: str, location: str, reason: str | None = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "location", location)
+        object.__setattr__(self, "reason", reason)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoreInfo) and other.__class__ is self.__class__:
+            return (self.name, self.location, self.reason) == (other.name, other.location, other.reason)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.location, self.reason))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(name={self.name!r}, location={self.location!r}, reason={self.reason!r})"
 
 
 class CredentialStore(ABC):
@@ -519,8 +615,10 @@ def _remove_stale_temp_files(directory: str) -> None:
         if pid == os.getpid() and not old:
             continue  # possibly another thread's save in flight
         if old or not _pid_alive(pid):
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _fsync_directory(directory: str) -> None:
@@ -619,8 +717,10 @@ class FileStore(CredentialStore):
                 os.close(fd)
             os.replace(tmp, path)
         except OSError as err:
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(tmp)
+            except OSError:
+                pass
             raise AuthSaveError(f"failed to write {path}: {_os_error_text(err)}") from None
         _fsync_directory(self.codex_home)
         return "file"
@@ -646,7 +746,8 @@ class _KeyringCallError(Exception):
     """A keyring call failed or timed out; ``str()`` is safe to show."""
 
 
-_HUNG_GUARD = threading.Lock()
+# ``_thread.allocate_lock`` is what ``threading.Lock`` is; importing threading waits until a thread is needed.
+_HUNG_GUARD = _thread.allocate_lock()
 #: The worker of a keyring call that timed out, while it may still be stuck.
 _HUNG_CALL: list[threading.Thread] = []
 
@@ -675,6 +776,8 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
             result.append(func(*args))
         except BaseException as err:  # reported to the caller below
             failure.append(err)
+
+    import threading
 
     worker = threading.Thread(target=run, name="codex-login-keyring", daemon=True)
     worker.start()
@@ -872,7 +975,7 @@ class AutoStore(CredentialStore):
 # Ephemeral store
 
 _EPHEMERAL: dict[str, AuthDotJson] = {}
-_EPHEMERAL_GUARD = threading.Lock()
+_EPHEMERAL_GUARD = _thread.allocate_lock()
 
 
 class EphemeralStore(CredentialStore):
@@ -885,11 +988,15 @@ class EphemeralStore(CredentialStore):
         self.key = store_key(codex_home)
 
     def load(self) -> AuthDotJson | None:
+        import copy
+
         with _EPHEMERAL_GUARD:
             auth = _EPHEMERAL.get(self.key)
             return copy.deepcopy(auth) if auth is not None else None
 
     def save(self, auth: AuthDotJson) -> str:
+        import copy
+
         with _EPHEMERAL_GUARD:
             _EPHEMERAL[self.key] = copy.deepcopy(auth)
         return "ephemeral"
@@ -945,13 +1052,15 @@ class _LockState:
     __slots__ = ("depth", "fd", "guard")
 
     def __init__(self) -> None:
+        import threading
+
         self.guard = threading.RLock()
         self.depth = 0
         self.fd = -1
 
 
 _LOCKS: dict[str, _LockState] = {}
-_LOCKS_GUARD = threading.Lock()
+_LOCKS_GUARD = _thread.allocate_lock()
 
 
 def _try_lock(fd: int) -> bool:
@@ -997,8 +1106,9 @@ def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
         raise
 
 
-@contextlib.contextmanager
-def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+def auth_lock(
+    codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
     """Hold the exclusive lock ``$CODEX_HOME/.auth.lock`` (``flock``; file created 0600).
 
     Used around load-refresh-save and login persistence so two processes never spend the same refresh
@@ -1006,6 +1116,12 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Ite
     Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
     threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing.
     """
+    import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
+
+    return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout)
+
+
+def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
     home = os.fspath(codex_home)
     path = os.path.join(home, LOCK_FILE_NAME)
     key = os.path.abspath(path)

@@ -11,7 +11,9 @@ a token the Rust CLI refuses is refused here too.
 Error messages never contain the token, any of its parts, or any claim value. Claim values themselves
 (``email``, plan, ids) are *untrusted text*: whoever shows them must sanitize them first (security E5).
 
-Only the standard library is imported: ``codex-login status`` imports this module.
+Only the standard library is imported: ``codex-login status`` imports this module. :class:`IdTokenInfo` is a
+plain class rather than a dataclass because importing ``dataclasses`` (which imports ``inspect``) costs as
+much as starting the interpreter.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import binascii
 import datetime as _dt
 import json
 import re
-from dataclasses import dataclass, field
 
 from codex_login.errors import ErrorKind, LoginError
 
@@ -73,25 +74,87 @@ class TokenDataError(LoginError):
     failure_class = "invalid_id_token"
 
 
-@dataclass(frozen=True)
 class IdTokenInfo:
     """The flat subset of ID-token claims Codex uses (reference ``IdTokenInfo``).
 
-    ``raw_jwt`` is the whole token; it is a credential, so it is kept out of ``repr``.
+    ``raw_jwt`` is the whole token; it is a credential, so it is kept out of ``repr``. Immutable, compared and
+    hashed by value: what ``@dataclass(frozen=True)`` would generate, written out (see the module docstring).
     """
 
-    email: str | None = None
+    _FIELDS = (
+        "email",
+        "chatgpt_plan_type",
+        "chatgpt_user_id",
+        "chatgpt_account_id",
+        "organization_id",
+        "project_id",
+        "completed_platform_onboarding",
+        "is_org_owner",
+        "expires_at",
+        "raw_jwt",
+    )
+
+    email: str | None
     #: The raw ``chatgpt_plan_type`` claim (see :attr:`plan_type_display`).
-    chatgpt_plan_type: str | None = None
-    chatgpt_user_id: str | None = None
-    chatgpt_account_id: str | None = None
-    organization_id: str | None = None
-    project_id: str | None = None
-    completed_platform_onboarding: bool = False
-    is_org_owner: bool = False
+    chatgpt_plan_type: str | None
+    chatgpt_user_id: str | None
+    chatgpt_account_id: str | None
+    organization_id: str | None
+    project_id: str | None
+    completed_platform_onboarding: bool
+    is_org_owner: bool
     #: From the standard ``exp`` claim, when it is an integer; timezone-aware UTC.
-    expires_at: _dt.datetime | None = None
-    raw_jwt: str = field(default="", repr=False)
+    expires_at: _dt.datetime | None
+    raw_jwt: str
+
+    def __init__(  # noqa: PLR0917 - positional, like the dataclass it replaces
+        self,
+        email: str | None = None,
+        chatgpt_plan_type: str | None = None,
+        chatgpt_user_id: str | None = None,
+        chatgpt_account_id: str | None = None,
+        organization_id: str | None = None,
+        project_id: str | None = None,
+        completed_platform_onboarding: bool = False,
+        is_org_owner: bool = False,
+        expires_at: _dt.datetime | None = None,
+        raw_jwt: str = "",
+    ) -> None:
+        values = (
+            email,
+            chatgpt_plan_type,
+            chatgpt_user_id,
+            chatgpt_account_id,
+            organization_id,
+            project_id,
+            completed_platform_onboarding,
+            is_org_owner,
+            expires_at,
+            raw_jwt,
+        )
+        for name, value in zip(self._FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IdTokenInfo) and other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS if name != "raw_jwt")
+        return f"{type(self).__qualname__}({shown})"
 
     @property
     def known_plan(self) -> str | None:

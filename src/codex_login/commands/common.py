@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import TextIO
 
 from ..config import Config, load_config, parse_override
 from ..errors import ConfigError, LoginError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: ``codex-login status`` imports this module and must start fast
+    import argparse
+    from typing import TextIO
 
 
 def err(line: str, stream: TextIO | None = None) -> None:
