@@ -254,10 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(0)
     args: argparse.Namespace | SimpleNamespace = _fast_status_args(arguments) or _parse(arguments)
     module_name, _, func_name = COMMANDS[args.command].partition(":")
-    # ``__import__`` rather than importlib.import_module: importing importlib also imports warnings.
-    __import__(module_name)
-    handler = getattr(sys.modules[module_name], func_name)
     try:
+        # ``__import__`` rather than importlib.import_module: importing importlib also imports warnings.
+        # Inside the try: a Ctrl-C while the command's modules load is still a clean exit 130.
+        __import__(module_name)
+        handler = getattr(sys.modules[module_name], func_name)
         code: int = handler(args)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
