@@ -85,6 +85,7 @@ STATUS_MODULES = frozenset({
     "codex_login.account",
     "codex_login.config",
     "codex_login.errors",
+    "codex_login._frozen",
     "codex_login.storage",
     "codex_login.token_data",
 })

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 
+from ._frozen import FrozenRecord
 from .config import CLIENT_ID, DEFAULT_ISSUER
 from .errors import LoginError, StorageError
 from .storage import (
@@ -75,7 +76,7 @@ def mask_api_key(key: str) -> str:
 # --------------------------------------------------------------------------------------------- status
 
 
-class StatusFacts:
+class StatusFacts(FrozenRecord):
     """What ``codex-login status`` reports. Claim values are untrusted text: sanitize before printing.
 
     Immutable and compared by value, like the frozen dataclass it replaces.
@@ -143,26 +144,7 @@ class StatusFacts:
             api_key_masked,
             warnings,
         )
-        for name, value in zip(self._FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StatusFacts) and other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
-        return f"{type(self).__qualname__}({fields})"
+        self._assign(values)
 
 
 def read_status(codex_home: os.PathLike[str] | str, store_mode: str = "file") -> StatusFacts:

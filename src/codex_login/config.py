@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ._frozen import FrozenRecord
 from .errors import ConfigError, ErrorKind
 
 TYPE_CHECKING = False
@@ -39,7 +40,7 @@ class StoreModeName(enum.StrEnum):
     EPHEMERAL = "ephemeral"
 
 
-class Config:
+class Config(FrozenRecord):
     """Everything a sign-in command needs to know, resolved once. Immutable, compared and hashed by value.
 
     Written out by hand with what ``@dataclass(frozen=True)`` would generate (see the module docstring).
@@ -94,29 +95,7 @@ class Config:
             http_timeout,
             originator,
         )
-        for name, value in zip(self._FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Config) and other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
-        return f"{type(self).__qualname__}({fields})"
+        self._assign(values)
 
 
 def find_codex_home(env: Mapping[str, str] | None = None) -> Path:

@@ -25,6 +25,8 @@ import re
 
 from codex_login.errors import ErrorKind, LoginError
 
+from ._frozen import FrozenRecord
+
 __all__ = [
     "AUTH_CLAIM",
     "KNOWN_PLANS",
@@ -74,13 +76,14 @@ class TokenDataError(LoginError):
     failure_class = "invalid_id_token"
 
 
-class IdTokenInfo:
+class IdTokenInfo(FrozenRecord):
     """The flat subset of ID-token claims Codex uses (reference ``IdTokenInfo``).
 
     ``raw_jwt`` is the whole token; it is a credential, so it is kept out of ``repr``. Immutable, compared and
     hashed by value: what ``@dataclass(frozen=True)`` would generate, written out (see the module docstring).
     """
 
+    _HIDDEN = frozenset({"raw_jwt"})
     _FIELDS = (
         "email",
         "chatgpt_plan_type",
@@ -132,29 +135,7 @@ class IdTokenInfo:
             expires_at,
             raw_jwt,
         )
-        for name, value in zip(self._FIELDS, values, strict=True):
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, IdTokenInfo) and other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS if name != "raw_jwt")
-        return f"{type(self).__qualname__}({shown})"
+        self._assign(values)
 
     @property
     def known_plan(self) -> str | None:
