@@ -27,6 +27,12 @@ _EXPORTS = {
     "Config": "config",
     "load_config": "config",
     "load_auth": "storage",
+    "DeviceLoginOptions": "device_code",
+    "run_device_code_login": "device_code",
+    "login_with_api_key": "api_key",
+    "logout": "account",
+    "read_status": "account",
+    "refresh_tokens": "refresh",
     "redact_sensitive_url_parts": "diagnostics.redact",
     "sanitize_url_for_logging": "diagnostics.redact",
 }
@@ -34,7 +40,10 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from typing import Any
 
+    from .account import logout, read_status
+    from .api_key import login_with_api_key
     from .config import Config, load_config
+    from .device_code import DeviceLoginOptions, run_device_code_login
     from .diagnostics.redact import redact_sensitive_url_parts, sanitize_url_for_logging
     from .errors import (
         ConfigError,
@@ -45,12 +54,14 @@ if TYPE_CHECKING:
         TokenEndpointError,
         TransportError,
     )
+    from .refresh import refresh_tokens
     from .server import LoginServer, LoginSuccess, ServerOptions, run_login_server
     from .storage import load_auth
 
 __all__ = [
     "Config",
     "ConfigError",
+    "DeviceLoginOptions",
     "LoginCancelled",
     "LoginError",
     "LoginServer",
@@ -63,7 +74,12 @@ __all__ = [
     "__version__",
     "load_auth",
     "load_config",
+    "login_with_api_key",
+    "logout",
+    "read_status",
     "redact_sensitive_url_parts",
+    "refresh_tokens",
+    "run_device_code_login",
     "run_login_server",
     "sanitize_url_for_logging",
 ]
