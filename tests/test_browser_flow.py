@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,16 @@ def _dead_proxy(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
             env={"HTTP_PROXY": f"http://proxyuser:CNRYproxypw@127.0.0.1:{port}"}, total_timeout=2.0
         )
     }
+
+
+def _untrusted_tls(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    tls_issuer = ScriptedIssuer(tls=context).__enter__()
+    return {"issuer": tls_issuer.url, "cleanup": tls_issuer}
 
 
 def _workspace(issuer: ScriptedIssuer, _home: Path) -> dict[str, object]:
@@ -334,6 +345,23 @@ SCENARIOS = [
         "timed out",
     ),
     Scenario(
+        "tls_untrusted_certificate",
+        _untrusted_tls,
+        f"code=abc&state={STATE}",
+        [
+            CALLBACK_OK,
+            " INFO codex_login::server: starting oauth token exchange issuer=https://127.0.0.1:PORT/ "
+            "token_endpoint=https://127.0.0.1:PORT/oauth/token redirect_uri=http://localhost:PORT/auth/callback",
+            " INFO codex_login::server: oauth token request route ca_source=system proxy=none",
+            "ERROR codex_login::server: oauth token exchange transport failure is_timeout=false is_connect=true "
+            "is_request=true error=error sending request for url (https://127.0.0.1:PORT/oauth/token)",
+            "ERROR codex_login::server: oauth token transport error classified kind=tls error_class=ConnectError",
+            "ERROR codex_login::server: login callback token exchange failed",
+            " WARN codex_cli::login: login finished outcome=error flow=browser duration_ms=N failure=transport_tls",
+        ],
+        "TLS certificate verification failed",
+    ),
+    Scenario(
         "dead_proxy",
         _dead_proxy,
         f"code=abc&state={STATE}",
@@ -393,6 +421,7 @@ def test_failure_scenarios_leave_exact_lines(
     (codex_home / "auth.json").write_bytes(previous)
     overrides = scenario.prepare(issuer, codex_home)
     url = str(overrides.pop("issuer", issuer.url))
+    cleanup = overrides.pop("cleanup", None)
     home = overrides.pop("codex_home", codex_home)
     assert isinstance(home, Path)
     server = start(home, url, **overrides)
@@ -408,7 +437,11 @@ def test_failure_scenarios_leave_exact_lines(
     for text in scenario.page_contains:
         assert text in response.text
     assert (codex_home / "auth.json").read_bytes() == previous  # nothing lost
-    assert norm(login_log.normalized()) == [*ATTEMPT_START, *scenario.expect_lines]
+    if isinstance(cleanup, ScriptedIssuer):
+        cleanup.__exit__(None, None, None)
+    scheme = url.split(":", 1)[0]
+    start_lines = [ATTEMPT_START[0].replace("issuer=http://", f"issuer={scheme}://"), *ATTEMPT_START[1:]]
+    assert norm(login_log.normalized()) == [*start_lines, *scenario.expect_lines]
 
 
 def test_success_saves_credentials_and_logs_the_timeline(

@@ -283,7 +283,8 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 def _errno_of(chain: list[BaseException]) -> int | None:
     for exc in chain:
-        if isinstance(exc, OSError) and exc.errno is not None:
+        # An SSLError's errno is OpenSSL's reason number, not an OS error: the log would call it EPERM.
+        if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno is not None:
             return exc.errno
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -93,7 +94,7 @@ def tokens_answer(
 class ScriptedIssuer:
     """``with ScriptedIssuer() as issuer: issuer.token = tokens_answer()``; ``issuer.url`` is the issuer."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.token: Answer | Callable[[Recorded], Answer] = tokens_answer()
         self.api_key: Answer | None = Answer.json(200, {"access_token": "sk-exchanged-api-key"})
         self.routes: dict[str, Answer | Callable[[Recorded], Answer]] = {}
@@ -150,8 +151,10 @@ class ScriptedIssuer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls is not None else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _answer_for(self, rec: Recorded) -> Answer | None:
