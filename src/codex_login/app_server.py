@@ -368,6 +368,10 @@ class AppServer:
         self.options = options
         self.config = options.config
         self.writer = MessageWriter(output)
+        # Signal handling (SIGTERM): the handler may only interrupt the blocking read; anywhere else (in the
+        # middle of writing a message) it asks the loop to stop after the current line instead.
+        self.reading = False
+        self.stop_requested = False
         self._session: _Session | None = None
         self._lock = threading.Lock()
         self._active: _ActiveLogin | None = None
@@ -389,8 +393,14 @@ class AppServer:
         """
         reason = "shutdown"
         try:
-            while not self.writer.closed.is_set():
-                line = stream.readline(MAX_LINE_BYTES + 1)
+            while not self.writer.closed.is_set() and not self.stop_requested:
+                self.reading = True
+                try:
+                    if self.stop_requested:  # set between the loop's check and `reading` becoming true
+                        break
+                    line = stream.readline(MAX_LINE_BYTES + 1)
+                finally:
+                    self.reading = False
                 if not line:
                     break
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
@@ -405,7 +415,7 @@ class AppServer:
             reason = "terminated"
             raise
         finally:
-            self.shutdown(reason)
+            self.shutdown("terminated" if self.stop_requested else reason)
         return 0
 
     @staticmethod

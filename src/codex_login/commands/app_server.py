@@ -81,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
 
         def on_term(_signum: int, _frame: FrameType | None) -> None:
-            raise _Terminated()
+            if server.reading:
+                raise _Terminated()
+            # Mid-message: raising here could tear a half-written line; stop after the current line instead.
+            server.stop_requested = True
 
         signal.signal(signal.SIGTERM, on_term)
     try:
-        return server.serve(proto_in)
+        code = server.serve(proto_in)
+        return 143 if server.stop_requested else code
     except _Terminated:
         return 143
     finally:
