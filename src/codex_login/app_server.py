@@ -723,7 +723,7 @@ def _save_api_key(config: Config, api_key: str, notice: Callable[[str], None] | 
     from .api_key import login_with_api_key
     from .diagnostics import events
     from .diagnostics.record import attempt_span, new_attempt_id
-    from .diagnostics.redact import sanitize_terminal_text, sanitize_url_for_logging
+    from .diagnostics.redact import sanitize_terminal_text
 
     attempt_id = new_attempt_id()
     started = time.monotonic()
@@ -732,9 +732,8 @@ def _save_api_key(config: Config, api_key: str, notice: Callable[[str], None] | 
     with attempt_span(attempt_id):
         events.attempt_started(
             flow="api_key",
-            issuer=sanitize_url_for_logging(config.issuer),
+            issuer=config.issuer,
             client_id=config.client_id,
-            version=__version__,
             store=store,
         )
         outcome, failure = "error", "error"

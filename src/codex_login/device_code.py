@@ -48,7 +48,7 @@ from . import __version__
 from .config import CLIENT_ID, DEFAULT_ISSUER
 from .diagnostics import events
 from .diagnostics.record import attempt_span, new_attempt_id
-from .diagnostics.redact import SECRETS, sanitize_terminal_text, sanitize_url_for_logging
+from .diagnostics.redact import SECRETS, sanitize_terminal_text
 from .errors import (
     CallbackError,
     ConfigError,
@@ -664,9 +664,8 @@ def run_device_code_login(
     with attempt_span(attempt_id):
         events.attempt_started(
             flow="device",
-            issuer=sanitize_url_for_logging(options.issuer),
+            issuer=options.issuer,
             client_id=options.client_id,
-            version=__version__,
             store=options.store_mode,
         )
         try:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from . import __version__
 from .config import (
     CLIENT_ID,
     DEFAULT_ISSUER,
@@ -39,7 +38,7 @@ from .config import (
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
-from .diagnostics.redact import sanitize_terminal_text, sanitize_url_for_logging
+from .diagnostics.redact import sanitize_terminal_text
 from .errors import (
     CallbackError,
     ErrorKind,
@@ -1036,9 +1035,8 @@ def run_login_server(options: ServerOptions) -> LoginServer:
     with attempt_span(attempt_id):
         events.attempt_started(
             flow="browser",
-            issuer=sanitize_url_for_logging(options.issuer),
+            issuer=options.issuer,
             client_id=options.client_id,
-            version=__version__,
             store=options.store_mode,
         )
         try:

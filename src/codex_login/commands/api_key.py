@@ -6,11 +6,10 @@ import argparse
 import sys
 import time
 
-from .. import __version__
 from ..config import Config
 from ..diagnostics import events
 from ..diagnostics.record import attempt_span, new_attempt_id
-from ..diagnostics.redact import sanitize_terminal_text, sanitize_url_for_logging
+from ..diagnostics.redact import sanitize_terminal_text
 from ..errors import LoginError
 from .common import attempt_footer, err
 from .login import start_file_logging
@@ -60,9 +59,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         events.api_key_login_flow_started()
         events.attempt_started(
             flow="api_key",
-            issuer=sanitize_url_for_logging(config.issuer),
+            issuer=config.issuer,
             client_id=config.client_id,
-            version=__version__,
             store=store,
         )
         warnings: list[str] = []

@@ -103,17 +103,20 @@ def api_key_login_flow_started() -> None:
     emit(CLI, INFO, MSG_API_KEY_FLOW)
 
 
-def attempt_started(*, flow: str, issuer: str, client_id: str, version: str, store: str) -> None:
-    """D-11: who and what, once per attempt (issuer already sanitized by the caller)."""
+def attempt_started(*, flow: str, issuer: str, client_id: str, store: str) -> None:
+    """D-11: who and what, once per attempt. The issuer is sanitized here, so no caller can log it raw."""
+    from .. import __version__
+    from .redact import sanitize_url_for_logging
+
     emit(
         CLI,
         INFO,
         MSG_ATTEMPT_STARTED,
         {
             "flow": Display(flow),
-            "issuer": Display(issuer),
+            "issuer": Display(sanitize_url_for_logging(issuer)),
             "client_id": client_id,
-            "version": Display(version),
+            "version": Display(__version__),
             "store": Display(store),
         },
     )

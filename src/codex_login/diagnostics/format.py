@@ -408,19 +408,21 @@ def _json_dump(
 # --------------------------------------------------------------------------------------------- formatters
 
 
-class TracingTextFormatter(logging.Formatter):
-    """tracing-subscriber's default ``fmt`` line (ANSI off, target on), one event = one line.
+class _EventFormatter(logging.Formatter):
+    """Renders a catalogue event with ``_render``; the two formats differ only in that function.
 
     ``scrubber`` (for example :func:`codex_login.diagnostics.redact.scrub_all`) is applied to the message
     and every text value before escaping and capping, as a second net (security R-3, R-4).
     """
 
+    _render: Callable[..., str]
+
     def __init__(self, *, scrubber: Scrubber | None = None) -> None:
         super().__init__()
         self.scrubber = scrubber
 
     def format(self, record: logging.LogRecord) -> str:
-        return render_text_line(
+        return self._render(
             created=record.created,
             levelno=record.levelno,
             target=target_of(record.name),
@@ -431,23 +433,16 @@ class TracingTextFormatter(logging.Formatter):
         )
 
 
-class TracingJsonFormatter(logging.Formatter):
+class TracingTextFormatter(_EventFormatter):
+    """tracing-subscriber's default ``fmt`` line (ANSI off, target on), one event = one line."""
+
+    _render = staticmethod(render_text_line)
+
+
+class TracingJsonFormatter(_EventFormatter):
     """tracing-subscriber's JSON formatter shape, one object per line (DECISIONS D-12)."""
 
-    def __init__(self, *, scrubber: Scrubber | None = None) -> None:
-        super().__init__()
-        self.scrubber = scrubber
-
-    def format(self, record: logging.LogRecord) -> str:
-        return render_json_line(
-            created=record.created,
-            levelno=record.levelno,
-            target=target_of(record.name),
-            message=_record_message(record),
-            fields=fields_of(record),
-            attempt=attempt_of(record),
-            scrubber=self.scrubber,
-        )
+    _render = staticmethod(render_json_line)
 
 
 # --------------------------------------------------------------------------------------------- reading
