@@ -4,9 +4,11 @@ Start-up time is mostly import time, and an import added anywhere on the ``statu
 every user on every run. These tests assert *which* modules get loaded, never how long anything takes:
 ``python -X importtime`` runs the installed console script and lists every module it imported.
 
-``status`` may load the standard library it cannot do without (``json``, ``datetime``, ``pathlib`` and
-what those import, plus ``re``, which pip's console-script wrapper imports anyway) and the few codex-login
-modules that read the configuration and the stored credentials; none of the heavy or networked modules.
+The console script is the project's own ``bin/codex-login`` (pip's generated wrapper starts with ``import re``);
+through it, ``status`` loads no standard-library module beyond what ``python -c pass`` loads except the JSON
+accelerator ``_json`` (no ``json``, ``re``, ``datetime``, ``pathlib``, ``enum``...), and only the codex-login
+modules that resolve the configuration and read the stored credentials. A plain ``config.toml`` adds the
+subset reader ``_toml_subset``; one beyond that subset adds ``tomllib`` and what it imports.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from tests.support.scripted_issuer import id_token_for, make_jwt
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "codex-login"
 
-#: Never imported by ``status`` or ``--help``: the network stack, logging, the heavy helpers and everything
-#: that stands for "an import crept in" (typing and dataclasses each cost about what starting Python does).
+#: Never imported by ``status`` or ``--help``: what it used to import and each costs a share of start-up
+#: (``re``, ``enum`` and ``typing`` each about half of starting Python), the network stack, logging, the heavy
+#: helpers and everything that stands for "an import crept in".
 FORBIDDEN = frozenset({
+    "__future__",
     "typing",
     "dataclasses",
     "inspect",
@@ -39,6 +43,28 @@ FORBIDDEN = frozenset({
     "shutil",
     "textwrap",
     "tomllib",
+    "json",
+    "re",
+    "datetime",
+    "_datetime",
+    "math",
+    "pathlib",
+    "fnmatch",
+    "ntpath",
+    "urllib",
+    "ipaddress",
+    "enum",
+    "functools",
+    "collections",
+    "operator",
+    "keyword",
+    "reprlib",
+    "types",
+    "string",
+    "warnings",
+    "importlib",
+    "binascii",
+    "base64",
     "threading",
     "copy",
     "contextlib",
@@ -50,7 +76,6 @@ FORBIDDEN = frozenset({
     "ssl",
     "http",
     "email",
-    "urllib.request",
     "httpx",
     "httpcore",
     "h11",
@@ -62,7 +87,6 @@ FORBIDDEN = frozenset({
     "hmac",
     "secrets",
     "random",
-    "base64",
     "uuid",
     "subprocess",
     "signal",
@@ -70,24 +94,22 @@ FORBIDDEN = frozenset({
     "zipfile",
     "platform",
     "locale",
-    "importlib.util",
-    "importlib.metadata",
     "webbrowser",
 })
 
-#: The codex-login modules ``status`` may load (its command, the configuration and the stored credentials).
+#: The standard-library modules ``status`` may load beyond those ``python -c pass`` loads.
+STATUS_STDLIB = frozenset({"_json"})
+
+#: The codex-login modules ``status`` loads: its command, the configuration and the stored credentials.
 STATUS_MODULES = frozenset({
     "codex_login",
     "codex_login.cli",
     "codex_login.commands",
-    "codex_login.commands.common",
     "codex_login.commands.status",
-    "codex_login.account",
-    "codex_login.config",
     "codex_login.errors",
-    "codex_login._frozen",
-    "codex_login.storage",
-    "codex_login.token_data",
+    "codex_login._settings",
+    "codex_login._credentials",
+    "codex_login._fastjson",
 })
 
 
@@ -120,6 +142,15 @@ def forbidden_in(modules: set[str]) -> set[str]:
     return {m for m in modules if m in FORBIDDEN or any(m.startswith(f + ".") for f in FORBIDDEN)}
 
 
+def interpreter_modules() -> set[str]:
+    """What ``python -c pass`` imports (the interpreter's own start, ``site`` and ``.pth`` files included)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"], env=env, capture_output=True, text=True, timeout=60
+    )
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
 def chatgpt_auth() -> AuthDotJson:
     access = make_jwt({
         "exp": int(time.time()) + 3600,
@@ -150,12 +181,28 @@ def test_status_imports_nothing_heavy(codex_home: Path, stored: str, as_json: bo
     assert "codex_login.commands.status" in modules  # the command really ran under -X importtime
     assert forbidden_in(modules) == set()
     own = {m for m in modules if m == "codex_login" or m.startswith("codex_login.")}
-    assert own <= STATUS_MODULES, sorted(own - STATUS_MODULES)
+    assert own == STATUS_MODULES, sorted(own ^ STATUS_MODULES)
+    stdlib = modules - own - interpreter_modules()
+    assert stdlib <= STATUS_STDLIB, sorted(stdlib - STATUS_STDLIB)
 
 
-def test_status_with_a_config_file_adds_only_tomllib(codex_home: Path) -> None:
-    """Parsing config.toml needs tomllib, and with it whatever tomllib imports (``typing`` among them)."""
-    (codex_home / "config.toml").write_text('cli_auth_credentials_store = "file"\n', encoding="utf-8")
+def test_status_with_a_plain_config_file_adds_only_the_subset_reader(codex_home: Path) -> None:
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-5-codex"\ncli_auth_credentials_store = "file"\n\n[projects."/src"]\ntrust_level = "trusted"\n',
+        encoding="utf-8",
+    )
+
+    modules, proc = imported_modules(["status"], codex_home)
+
+    assert proc.returncode == 1 and "Not logged in" in proc.stderr
+    assert forbidden_in(modules) == set()
+    assert {m for m in modules if m.startswith("codex_login")} == STATUS_MODULES | {"codex_login._toml_subset"}
+    assert modules - interpreter_modules() - STATUS_MODULES <= STATUS_STDLIB | {"codex_login._toml_subset"}
+
+
+def test_status_with_other_toml_adds_only_tomllib(codex_home: Path) -> None:
+    """TOML beyond the subset (here a float) is tomllib's, with whatever tomllib imports (``typing`` among them)."""
+    (codex_home / "config.toml").write_text('cli_auth_credentials_store = "file"\nx = 1.5\n', encoding="utf-8")
     tomllib_alone = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import tomllib"],
         capture_output=True,
@@ -172,6 +219,17 @@ def test_status_with_a_config_file_adds_only_tomllib(codex_home: Path) -> None:
     assert proc.returncode == 1 and "Not logged in" in proc.stderr
     assert "tomllib" in modules
     assert forbidden_in(modules) - tomllib_closure == set()
+    assert {m for m in modules if m.startswith("codex_login")} == STATUS_MODULES | {"codex_login._toml_subset"}
+
+
+def test_the_console_script_is_the_projects_own_wrapper() -> None:
+    """``bin/codex-login`` as installed (pip rewrites only its ``#!``), not pip's wrapper with its ``import re``."""
+    source = (Path(__file__).parents[1] / "bin" / "codex-login").read_text(encoding="utf-8").splitlines()
+    installed = CONSOLE_SCRIPT.read_text(encoding="utf-8").splitlines()
+    assert source[0] == "#!python"
+    assert installed[0] == f"#!{sys.executable}" or Path(installed[0][2:]).resolve() == Path(sys.executable).resolve()
+    assert installed[1:] == source[1:]
+    assert "import re" not in installed
 
 
 def test_status_with_options_goes_through_argparse_with_the_same_result(codex_home: Path) -> None:

@@ -6,11 +6,22 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from codex_login._settings import (
+    STORE_MODES,
+    _url_problem,
+    codex_home_dir,
+    issuer_problem,
+    pathlib_form,
+    resolve_settings,
+)
 from codex_login.config import (
     CLIENT_ID,
     DEFAULT_ISSUER,
     StoreModeName,
+    config_from_settings,
     find_codex_home,
     load_config,
     parse_override,
@@ -121,3 +132,61 @@ def test_loopback_http_issuers_are_allowed() -> None:
         "https://auth.openai.com",
     ):
         assert validate_issuer(issuer) == issuer
+
+
+# --------------------------------------------------------------------------------------------------------
+# _settings: the configuration as plain strings (what ``codex-login status`` uses, without pathlib)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("/a.b "), max_size=12))
+def test_pathlib_form_is_str_of_path(text: str) -> None:
+    assert pathlib_form(text) == str(Path(text))
+
+
+def test_the_default_issuer_passes_the_full_check() -> None:
+    """``issuer_problem`` answers None for the default without parsing it; the full check agrees."""
+    assert _url_problem(DEFAULT_ISSUER) is None
+    assert issuer_problem(DEFAULT_ISSUER) is None
+
+
+@pytest.mark.parametrize("home", ["/home/someone", "/home/someone/", "//home//someone/./", "relative/home", "/"])
+def test_codex_home_under_home_is_the_path_it_was(home: str) -> None:
+    assert find_codex_home({"HOME": home}) == Path(home) / ".codex"
+    assert codex_home_dir({"HOME": home}) == str(Path(home) / ".codex")
+
+
+def test_codex_home_spellings_resolve_like_path_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    for value in ("real", "real/", "./real//", "link/.", str(tmp_path / "link") + "/"):
+        assert codex_home_dir({"CODEX_HOME": value}) == str(Path(value).resolve(strict=True)), value
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="'file/', but that path is not a directory"):
+        codex_home_dir({"CODEX_HOME": "file/"})  # like Path("file/"), which is Path("file")
+
+
+@pytest.mark.parametrize("log_dir", ["logs", "./a//b/", "/abs/logs", "~/logs", "", "."])
+def test_log_dir_joins_like_path(tmp_path: Path, log_dir: str) -> None:
+    import os
+
+    (tmp_path / "config.toml").write_text(f"log_dir = {log_dir!r}\n".replace("'", '"'))
+    cwd = tmp_path / "cwd"
+    from_file = load_config([], env={"CODEX_HOME": str(tmp_path)}, cwd=cwd).log_dir
+    from_override = load_config([f"log_dir={log_dir!r}"], env={"CODEX_HOME": str(tmp_path)}, cwd=cwd).log_dir
+    raw = Path(os.path.expanduser(log_dir))
+    assert from_file == (raw if raw.is_absolute() else tmp_path.resolve() / raw)
+    assert from_override == (raw if raw.is_absolute() else cwd / raw)
+
+
+def test_status_settings_are_the_configs_fields(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('cli_auth_credentials_store = "keyring"\nlogin_http_timeout = 5\n')
+    settings_ = resolve_settings(["forced_login_method=api"], env={"CODEX_HOME": str(tmp_path)}, cwd=str(tmp_path))
+    config = load_config(["forced_login_method=api"], env={"CODEX_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert config == config_from_settings(settings_)
+    assert (settings_.codex_home, settings_.credentials_store) == (str(config.codex_home), "keyring")
+    assert config.credentials_store is StoreModeName.KEYRING
+    assert list(STORE_MODES) == [mode.value for mode in StoreModeName]
+    with pytest.raises(ConfigError, match=r"cli_auth_credentials_store: unknown value 'vault' \(expected"):
+        resolve_settings(["cli_auth_credentials_store=vault"], env={"CODEX_HOME": str(tmp_path)})

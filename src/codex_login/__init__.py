@@ -4,7 +4,8 @@ The public API is re-exported lazily so that ``import codex_login`` (and ``codex
 cheap as the interpreter: nothing heavy is imported until a name is used.
 """
 
-from __future__ import annotations
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
 
 # ``typing`` costs about as much to import as the interpreter takes to start: type checkers see this
 # constant as True, the interpreter never imports anything under it.
@@ -85,7 +86,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'codex_login' has no attribute {name!r}")

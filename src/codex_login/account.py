@@ -1,8 +1,8 @@
 """The stored sign-in as an account: status facts, and logout with token revocation.
 
-``codex-login status`` imports this module, so at import time it uses only the standard library, ``config``,
-``storage`` and ``token_data``; logging and HTTP are imported inside :func:`logout` and :func:`revoke_tokens`,
-and ``keyring`` only by the keyring stores when they are used.
+``codex-login status`` reads through ``_credentials`` (:func:`read_status` is its summary with ``datetime``
+fields) and does not import this module. Logging and HTTP are imported inside :func:`logout` and
+:func:`revoke_tokens`, and ``keyring`` only by the keyring stores when they are used.
 
 Logout (beyond the reference's PR era, after Codex #17825, but best effort rather than fail-closed):
 
@@ -23,12 +23,12 @@ from __future__ import annotations
 import datetime as _dt
 import os
 
+from ._credentials import mask_api_key, status_summary
 from ._frozen import FrozenRecord
 from .config import CLIENT_ID, DEFAULT_ISSUER
 from .errors import LoginError, StorageError
 from .storage import (
     AuthDotJson,
-    AuthMode,
     CredentialStore,
     EphemeralStore,
     FileStore,
@@ -37,11 +37,10 @@ from .storage import (
     TokenData,
     create_store,
 )
-from .token_data import decode_jwt_payload, jwt_auth_claims, jwt_expiry
+from .token_data import decode_jwt_payload
 
-# ``codex-login status`` imports this module: ``typing`` and ``dataclasses`` (which imports ``inspect``) each
-# cost about as much as starting the interpreter, so the records below are plain classes and typing is for
-# type checkers only.
+# ``typing`` and ``dataclasses`` (which imports ``inspect``) each cost about as much as starting the
+# interpreter, so the records below are plain classes and typing is for type checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .http import HttpClient, HttpSettings
@@ -64,13 +63,6 @@ REFRESH_URL_OVERRIDE_ENV = "CODEX_REFRESH_TOKEN_URL_OVERRIDE"
 REVOKE_TIMEOUT_SECONDS = 10.0
 #: Keyring probe deadline when the keyring is not the configured store (logout still clears it).
 OTHER_KEYRING_TIMEOUT = 3.0
-
-
-def mask_api_key(key: str) -> str:
-    """Reference §14.2: ``***`` for keys of 13 characters or fewer, else first 8 + ``***`` + last 5."""
-    if len(key) <= 13:
-        return "***"
-    return f"{key[:8]}***{key[-5:]}"
 
 
 # --------------------------------------------------------------------------------------------- status
@@ -147,54 +139,29 @@ class StatusFacts(FrozenRecord):
         self._assign(values)
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
+def _datetime(microseconds: int | None) -> _dt.datetime | None:
+    return None if microseconds is None else _EPOCH + _dt.timedelta(microseconds=microseconds)
+
+
 def read_status(codex_home: os.PathLike[str] | str, store_mode: str = "file") -> StatusFacts:
     """Read the stored sign-in. Raises :class:`LoginError` (unreadable or invalid credentials)."""
-    store = create_store(codex_home, StoreMode(store_mode))
-    auth = store.load()
-    info = store.describe()
-    warnings = tuple(store.warnings)
-    facts = StatusFacts(
-        logged_in=False,
-        auth_mode=None,
-        store=info.name,
-        store_location=info.location,
-        store_reason=info.reason,
-        warnings=warnings,
-    )
-    if auth is None:
-        return facts
-    mode = auth.resolved_mode()
-    if mode is AuthMode.API_KEY:
-        if auth.openai_api_key is None:
-            raise LoginError("Unexpected error retrieving API key: the stored credentials hold no API key")
-        return StatusFacts(
-            logged_in=True,
-            auth_mode=mode.value,
-            store=info.name,
-            store_location=info.location,
-            store_reason=info.reason,
-            api_key_masked=mask_api_key(auth.openai_api_key),
-            last_refresh=auth.last_refresh,
-            warnings=warnings,
-        )
-    tokens = auth.tokens
-    if tokens is None:
-        return facts  # a ChatGPT record without tokens signs nobody in
-    access_plan = jwt_auth_claims(tokens.access_token).get("chatgpt_plan_type")
-    # The reference reads the plan from the access token; the ID token's copy is the fallback.
-    plan = access_plan if isinstance(access_plan, str) else tokens.id_token.chatgpt_plan_type
+    summary = status_summary(codex_home, store_mode)
     return StatusFacts(
-        logged_in=True,
-        auth_mode=mode.value,
-        store=info.name,
-        store_location=info.location,
-        store_reason=info.reason,
-        email=tokens.id_token.email,
-        plan=plan,
-        account_id=tokens.account_id or tokens.id_token.chatgpt_account_id,
-        expires_at=jwt_expiry(tokens.access_token),
-        last_refresh=auth.last_refresh,
-        warnings=warnings,
+        logged_in=summary.logged_in,
+        auth_mode=summary.auth_mode,
+        store=summary.store,
+        store_location=summary.store_location,
+        store_reason=summary.store_reason,
+        email=summary.email,
+        plan=summary.plan,
+        account_id=summary.account_id,
+        expires_at=_datetime(summary.expires_at_us),
+        last_refresh=_datetime(summary.last_refresh_us),
+        api_key_masked=summary.api_key_masked,
+        warnings=summary.warnings,
     )
 
 

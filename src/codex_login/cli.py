@@ -1,12 +1,15 @@
 """The ``codex-login`` command: parse arguments, dispatch to one command module, print, exit.
 
-Only argparse and the standard library are imported here; each command imports what it needs when it runs.
+Also what every command uses to start: :func:`settings_from_args` (the configuration, with the reference's
+error texts) and :func:`err`. Only argparse and the standard library are imported here (the configuration's
+modules when it is loaded); each command imports what it needs when it runs.
 ``codex-login --help`` and a plain ``codex-login status [--json]`` do not even import argparse (see
 :func:`_fast_status_args`): importing it and building the parser costs about half of what starting the
 interpreter does.
 """
 
-from __future__ import annotations
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
 
 import os
 import sys
@@ -15,7 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from types import SimpleNamespace
+    from typing import TextIO
+
+    from ._settings import Settings
 
 # Subcommand -> "module:function". Modules are imported only when their command runs.
 COMMANDS = {
@@ -31,7 +36,7 @@ COMMANDS = {
 API_KEY_HINT = "printenv OPENAI_API_KEY | codex-login --with-api-key"
 
 
-def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+def _add_common(parser: "argparse.ArgumentParser", *, suppress: bool) -> None:
     import argparse
 
     default = argparse.SUPPRESS if suppress else None
@@ -58,7 +63,7 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--experimental_client-id", dest="client_id", default=default, help=argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -188,7 +193,7 @@ def terminal_columns() -> int:
     return size.columns or 80
 
 
-def _stored_help_applies(argv: Sequence[str]) -> bool:
+def _stored_help_applies(argv: "Sequence[str]") -> bool:
     """``--help`` alone, where argparse would print exactly :data:`HELP_TEXT_80_COLUMNS`."""
     return (
         len(argv) == 1
@@ -198,7 +203,16 @@ def _stored_help_applies(argv: Sequence[str]) -> bool:
     )
 
 
-def _fast_status_args(argv: Sequence[str]) -> SimpleNamespace | None:
+class _Namespace:
+    """Attributes, like ``argparse.Namespace`` (``types.SimpleNamespace`` would cost importing ``types``)."""
+
+    command: str | None  # what main() dispatches on
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+def _fast_status_args(argv: "Sequence[str]") -> _Namespace | None:
     """The namespace argparse would build for exactly ``status`` or ``status --json``, else None.
 
     Only those spellings are taken here: abbreviations, ``-c`` overrides, options before the subcommand and
@@ -206,10 +220,8 @@ def _fast_status_args(argv: Sequence[str]) -> SimpleNamespace | None:
     """
     if not argv or argv[0] != "status" or len(argv) > 2 or (len(argv) == 2 and argv[1] != "--json"):
         return None
-    from types import SimpleNamespace
-
     # Attribute for attribute what ``build_parser().parse_args(argv)`` returns (a test compares them).
-    return SimpleNamespace(
+    return _Namespace(
         overrides=[],
         issuer=None,
         client_id=None,
@@ -224,7 +236,39 @@ def _fast_status_args(argv: Sequence[str]) -> SimpleNamespace | None:
     )
 
 
-def _parse(argv: Sequence[str]) -> argparse.Namespace:
+def err(line: str, stream: "TextIO | None" = None) -> None:
+    """Print one line to stderr (the reference prints all login messages there)."""
+    print(line, file=stream or sys.stderr, flush=True)
+
+
+def settings_from_args(args: "argparse.Namespace") -> "Settings | None":
+    """The configuration the arguments select, or None after printing the reference's error (exit 1 then).
+
+    Every command loads its configuration through this (``commands.common.config_from_args`` makes a
+    ``Config`` of it); it is here rather than in ``commands.common`` so that ``status`` imports one module less.
+    """
+    from ._settings import parse_override, resolve_settings
+    from .errors import ConfigError
+
+    overrides: list[str] = list(getattr(args, "overrides", None) or [])
+    try:
+        for item in overrides:
+            parse_override(item)
+    except ConfigError as exc:
+        err(f"Error parsing -c overrides: {exc}")
+        return None
+    try:
+        return resolve_settings(
+            overrides,
+            issuer=getattr(args, "issuer", None),
+            client_id=getattr(args, "client_id", None),
+        )
+    except ConfigError as exc:
+        err(f"Error loading configuration: {exc}")
+        return None
+
+
+def _parse(argv: "Sequence[str]") -> "argparse.Namespace":
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is not None and (
@@ -243,7 +287,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: "Sequence[str] | None" = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     if _stored_help_applies(arguments):
         # What argparse's help action does: write (ignoring a closed or missing stdout), then exit 0.
@@ -252,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (AttributeError, OSError):
             pass
         raise SystemExit(0)
-    args: argparse.Namespace | SimpleNamespace = _fast_status_args(arguments) or _parse(arguments)
+    args: argparse.Namespace | _Namespace = _fast_status_args(arguments) or _parse(arguments)
     module_name, _, func_name = COMMANDS[args.command].partition(":")
     try:
         # ``__import__`` rather than importlib.import_module: importing importlib also imports warnings.

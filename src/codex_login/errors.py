@@ -7,24 +7,96 @@ into the advice table (``diagnostics.advice``) and the ``login finished`` event.
 
 Exceptions are raised ``from None`` wherever the cause could carry a URL, a body or a token: the chain
 is part of what tracebacks and crash reporters print.
+
+The exceptions of the sign-in flows (:class:`PortInUseError` ... :class:`DeviceCodeError`) are written in
+``_flow_errors`` and created on first use (``__getattr__`` below), yet are this module's in every respect
+(``from codex_login.errors import TransportError``, their ``__module__``, pickling): ``codex-login status``
+needs only the classes defined here, and creating a class costs about 0.25% of the interpreter's start.
 """
 
-from __future__ import annotations
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
 
-import enum
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
+
+    from ._flow_errors import (
+        CallbackError,
+        DeviceCodeError,
+        LoginCancelled,
+        LoginTimedOut,
+        PersistError,
+        PortInUseError,
+        TokenEndpointError,
+        TransportError,
+    )
+
+__all__ = [
+    "CallbackError",
+    "ConfigError",
+    "DeviceCodeError",
+    "ErrorKind",
+    "LoginCancelled",
+    "LoginError",
+    "LoginTimedOut",
+    "PersistError",
+    "PortInUseError",
+    "StorageError",
+    "TokenEndpointError",
+    "TransportError",
+]
 
 
-class ErrorKind(enum.Enum):
-    """The reference's ``io::ErrorKind`` values that sign-in uses."""
+class ErrorKind:
+    """The reference's ``io::ErrorKind`` values that sign-in uses.
 
-    PERMISSION_DENIED = "PermissionDenied"
-    INVALID_DATA = "InvalidData"
-    INVALID_INPUT = "InvalidInput"
-    INTERRUPTED = "Interrupted"
-    TIMED_OUT = "TimedOut"
-    NOT_FOUND = "NotFound"
-    ADDR_IN_USE = "AddrInUse"
-    OTHER = "Other"
+    Used like an enum: one shared member per value (compare with ``is``), with ``name``, ``value``, an enum's
+    ``repr`` and ``str``, and copies and pickles that are the member itself. It is not an ``enum.Enum`` (no
+    iteration, no lookup by value): every command imports this module, ``codex-login status`` too, and
+    importing ``enum`` (with the ``functools`` and ``collections`` it brings) costs about 40% of what starting
+    the interpreter does.
+    """
+
+    __slots__ = ("name", "value")
+
+    PERMISSION_DENIED: "ClassVar[ErrorKind]"
+    INVALID_DATA: "ClassVar[ErrorKind]"
+    INVALID_INPUT: "ClassVar[ErrorKind]"
+    INTERRUPTED: "ClassVar[ErrorKind]"
+    TIMED_OUT: "ClassVar[ErrorKind]"
+    NOT_FOUND: "ClassVar[ErrorKind]"
+    ADDR_IN_USE: "ClassVar[ErrorKind]"
+    OTHER: "ClassVar[ErrorKind]"
+
+    name: str
+    value: str
+
+    def __init__(self, name: str, value: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to {name!r} of an ErrorKind member")
+
+    def __reduce__(self) -> "tuple[object, tuple[type[ErrorKind], str]]":
+        return getattr, (ErrorKind, self.name)
+
+    def __repr__(self) -> str:
+        return f"<ErrorKind.{self.name}: {self.value!r}>"
+
+    def __str__(self) -> str:
+        return f"ErrorKind.{self.name}"
+
+
+ErrorKind.PERMISSION_DENIED = ErrorKind("PERMISSION_DENIED", "PermissionDenied")
+ErrorKind.INVALID_DATA = ErrorKind("INVALID_DATA", "InvalidData")
+ErrorKind.INVALID_INPUT = ErrorKind("INVALID_INPUT", "InvalidInput")
+ErrorKind.INTERRUPTED = ErrorKind("INTERRUPTED", "Interrupted")
+ErrorKind.TIMED_OUT = ErrorKind("TIMED_OUT", "TimedOut")
+ErrorKind.NOT_FOUND = ErrorKind("NOT_FOUND", "NotFound")
+ErrorKind.ADDR_IN_USE = ErrorKind("ADDR_IN_USE", "AddrInUse")
+ErrorKind.OTHER = ErrorKind("OTHER", "Other")
 
 
 class LoginError(Exception):
@@ -59,98 +131,24 @@ class ConfigError(LoginError):
     failure_class = "config"
 
 
-class PortInUseError(LoginError):
-    """No loopback port could be bound for the callback server."""
-
-    kind = ErrorKind.ADDR_IN_USE
-    failure_class = "port_in_use"
-
-
-class CallbackError(LoginError):
-    """The browser came back with an OAuth error, without a code, or for another workspace."""
-
-    kind = ErrorKind.PERMISSION_DENIED
-    failure_class = "denied"
-
-
-class TokenEndpointError(LoginError):
-    """The token endpoint answered, but not with usable tokens (non-2xx, not JSON, missing field)."""
-
-    failure_class = "token_http_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        failure_class: str | None = None,
-    ) -> None:
-        super().__init__(message, failure_class=failure_class)
-        self.status = status
-        self.error_code = error_code
-
-
-class TransportError(LoginError):
-    """No HTTP answer at all: connect, TLS, proxy, DNS, timeout or a closed connection.
-
-    ``transport_kind`` is one of ``connect``, ``tls``, ``proxy``, ``dns``, ``timeout``, ``closed``,
-    ``protocol``, ``ca_config``.
-    """
-
-    failure_class = "transport"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        transport_kind: str,
-        display: str | None = None,
-        error_class: str | None = None,
-        errno: int | None = None,
-        is_timeout: bool = False,
-        is_connect: bool = False,
-        is_request: bool = False,
-    ) -> None:
-        super().__init__(message, failure_class=f"transport_{transport_kind}")
-        self.transport_kind = transport_kind
-        # ``display`` is the reqwest-style text the reference logs (`error sending request for url (...)`),
-        # URL already redacted; the message adds the cause for the person at the terminal.
-        self.display = display if display is not None else message
-        self.error_class = error_class or type(self).__name__
-        self.errno = errno
-        self.is_timeout = is_timeout
-        self.is_connect = is_connect
-        self.is_request = is_request
-
-
-class PersistError(LoginError):
-    """Credentials were obtained but could not be stored."""
-
-    failure_class = "persist_failed"
-
-
-class LoginCancelled(LoginError):
-    """The attempt was cancelled (``/cancel``, Ctrl-C, a newer login, the library's ``cancel()``)."""
-
-    kind = ErrorKind.INTERRUPTED
-    failure_class = "cancelled"
-
-
-class LoginTimedOut(LoginError):
-    """The attempt ran out of time (``--timeout``, the device code's 15 minutes)."""
-
-    kind = ErrorKind.TIMED_OUT
-    failure_class = "timeout"
-
-
 class StorageError(LoginError):
     """auth.json or the keyring could not be read, written or deleted."""
 
     failure_class = "storage"
 
 
-class DeviceCodeError(LoginError):
-    """The device-code flow failed (not enabled, rejected, expired)."""
+_FLOW_ERRORS = frozenset(__all__) - {"ConfigError", "ErrorKind", "LoginError", "StorageError"}
 
-    failure_class = "device_code"
+if not TYPE_CHECKING:  # type checkers see the import above, and no module-wide __getattr__
+
+    def __getattr__(name: str) -> object:
+        if name not in _FLOW_ERRORS:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from . import _flow_errors
+
+        value = getattr(_flow_errors, name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | _FLOW_ERRORS)

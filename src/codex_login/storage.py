@@ -28,10 +28,13 @@ Test-only fault hook: when the environment variable ``CODEX_LOGIN_TEST_CRASH_AFT
 :meth:`FileStore.save` calls ``os._exit(137)`` right after the temporary file is written and synced, before
 the rename. It exists so tests can prove a crash never leaves a truncated ``auth.json``; nothing else sets it.
 
-No error message carries file content, a token or a key. Only the standard library is imported at import
-time (``codex-login status`` must start fast); ``keyring`` is imported when a keyring store is first used,
-``threading``, ``copy`` and ``contextlib`` when something needs them. For the same reason the records are plain classes
-rather than dataclasses: importing ``dataclasses`` (which imports ``inspect``) costs as much as starting Python.
+Reading and checking auth.json is ``_credentials``' (``codex-login status`` reads through it without importing
+this module); :class:`AuthDotJson` puts the library's types on what it reads.
+
+No error message carries file content, a token or a key. ``keyring`` is imported when a keyring store is
+first used, ``threading``, ``copy`` and ``contextlib`` when something needs them. The records are plain
+classes rather than dataclasses: importing ``dataclasses`` (which imports ``inspect``) costs as much as
+starting Python.
 """
 
 from __future__ import annotations
@@ -42,14 +45,28 @@ import enum
 import errno
 import json
 import os
-import re
 import stat
 import sys
 import time
 from abc import ABC, abstractmethod
 
 from codex_login.errors import ErrorKind, PersistError, StorageError
-from codex_login.token_data import IdTokenInfo, TokenDataError, parse_id_token
+from codex_login.token_data import IdTokenInfo, parse_id_token
+
+from ._credentials import (
+    _TOP_LEVEL_KEYS,
+    AUTH_FILE_NAME,
+    MAX_AUTH_FILE_BYTES,
+    AuthParseError,
+    StoredAuth,
+    format_rfc3339_fields,
+    parse_auth_json,
+    parse_rfc3339,
+    read_auth_file,
+    resolved_mode,
+    stored_auth_from_dict,
+)
+from ._credentials import os_error_text as _os_error_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,6 +82,7 @@ __all__ = [
     "CRASH_HOOK_ENV",
     "KEYRING_SERVICE",
     "LOCK_FILE_NAME",
+    "MAX_AUTH_FILE_BYTES",
     "AuthDotJson",
     "AuthMode",
     "AuthParseError",
@@ -85,15 +103,12 @@ __all__ = [
     "store_key",
 ]
 
-AUTH_FILE_NAME = "auth.json"
 LOCK_FILE_NAME = ".auth.lock"
 TEMP_PREFIX = ".auth.json.tmp-"
 KEYRING_SERVICE = "Codex Auth"
 CRASH_HOOK_ENV = "CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE"
 KEYRING_MISSING = "the keyring store needs the optional dependency: pip install 'codex-login[keyring]'"
 
-#: auth.json files larger than this are refused rather than read into memory.
-MAX_AUTH_FILE_BYTES = 16 * 1024 * 1024
 #: A temporary file this old is stale even if a process with its PID is alive (PID reuse).
 STALE_TEMP_SECONDS = 3600.0
 DEFAULT_KEYRING_TIMEOUT = 5.0
@@ -102,7 +117,6 @@ LOCK_POLL_SECONDS = 0.05
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
@@ -110,22 +124,10 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 # Errors
 
 
-class AuthParseError(StorageError):
-    """Stored credentials are not a valid ``AuthDotJson``. The message names the problem, never content."""
-
-    kind = ErrorKind.INVALID_DATA
-
-
 class AuthSaveError(StorageError, PersistError):
     """Credentials could not be saved. Both a :class:`StorageError` and a :class:`PersistError`."""
 
     failure_class = "persist_failed"
-
-
-def _os_error_text(err: OSError) -> str:
-    if err.errno is not None:
-        return os.strerror(err.errno)
-    return err.strerror or type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -149,30 +151,18 @@ class StoreMode(enum.StrEnum):
     EPHEMERAL = "ephemeral"
 
 
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
-)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def parse_timestamp(text: str) -> tuple[_dt.datetime, int]:
     """Parse an RFC 3339 timestamp (any number of fractional digits, any offset).
 
     Returns the instant as an aware UTC ``datetime`` (truncated to microseconds) and the sub-second part in
-    nanoseconds (0..999 999 999; digits beyond the ninth are dropped, as chrono does). Raises ``ValueError``.
+    nanoseconds (0..999 999 999; digits beyond the ninth are dropped, as chrono does). Raises ``ValueError``
+    (``OverflowError`` when the instant in UTC is outside years 1 to 9999).
     """
-    m = _TIMESTAMP.fullmatch(text)
-    if m is None:
-        raise ValueError("not an RFC 3339 timestamp")
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    nanos = int((m.group(7) or "").ljust(9, "0")[:9])
-    if m.group(8) is not None:
-        offset = _dt.timedelta(0)
-    else:
-        sign = -1 if m.group(9) == "-" else 1
-        offset = sign * _dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-    tz = _dt.timezone(offset)  # raises ValueError for offsets of 24 h or more
-    local = _dt.datetime(year, month, day, hour, minute, second, nanos // 1000, tzinfo=tz)
-    return local.astimezone(_dt.UTC), nanos
+    seconds, nanos = parse_rfc3339(text)
+    return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanos // 1000), nanos
 
 
 def format_timestamp(value: _dt.datetime, nanos: int | None = None) -> str:
@@ -187,23 +177,7 @@ def format_timestamp(value: _dt.datetime, nanos: int | None = None) -> str:
         value = value.astimezone(_dt.UTC)
     if nanos is None:
         nanos = value.microsecond * 1000
-    if nanos == 0:
-        frac = ""
-    elif nanos % 1_000_000 == 0:
-        frac = f".{nanos // 1_000_000:03d}"
-    elif nanos % 1000 == 0:
-        frac = f".{nanos // 1000:06d}"
-    else:
-        frac = f".{nanos:09d}"
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}{frac}Z"
-    )
-
-
-_TOP_LEVEL_KEYS = ("auth_mode", "OPENAI_API_KEY", "tokens", "last_refresh")
-_TOKEN_KEYS = ("id_token", "access_token", "refresh_token", "account_id")
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+    return format_rfc3339_fields(value.year, value.month, value.day, value.hour, value.minute, value.second, nanos)
 
 
 class TokenData:
@@ -343,7 +317,7 @@ class AuthDotJson:
         """``auth_mode``; when absent, apikey if ``OPENAI_API_KEY`` is non-null, else chatgpt."""
         if self.auth_mode is not None:
             return self.auth_mode
-        return AuthMode.API_KEY if self.openai_api_key is not None else AuthMode.CHATGPT
+        return AuthMode(resolved_mode(None, self.openai_api_key))
 
     # -- serialization --------------------------------------------------------------------------------
 
@@ -383,100 +357,36 @@ class AuthDotJson:
     @classmethod
     def from_json(cls, text: str | bytes) -> AuthDotJson:
         """Parse stored credentials. Raises :class:`AuthParseError`, whose message never quotes content."""
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError:
-                raise AuthParseError("stream did not contain valid UTF-8") from None
-        try:
-            doc = json.loads(text, parse_constant=_reject_constant)
-        except json.JSONDecodeError as err:
-            raise AuthParseError(f"invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
-        except (ValueError, RecursionError):
-            raise AuthParseError("invalid JSON") from None
-        if _has_surrogate(doc):
-            raise AuthParseError("invalid JSON: a string holds an unpaired surrogate")
-        return cls.from_dict(doc)
+        return cls.from_stored(parse_auth_json(text))
 
     @classmethod
     def from_dict(cls, doc: object) -> AuthDotJson:
         """Validate a parsed JSON value the way the reference's serde derive does."""
-        if not isinstance(doc, dict):
-            raise AuthParseError("expected a JSON object at the top level")
-        raw_mode = doc.get("auth_mode")
-        mode: AuthMode | None = None
-        if raw_mode is not None:
-            if not isinstance(raw_mode, str):
-                raise AuthParseError("auth_mode must be a string")
-            try:
-                mode = AuthMode(raw_mode)
-            except ValueError:
-                shown = f' "{raw_mode}"' if _PLAIN_WORD.fullmatch(raw_mode) else ""
-                raise AuthParseError(f"unsupported auth_mode{shown}") from None
-        api_key = doc.get("OPENAI_API_KEY")
-        if api_key is not None and not isinstance(api_key, str):
-            raise AuthParseError("OPENAI_API_KEY must be a string or null")
-        raw_tokens = doc.get("tokens")
-        tokens = _tokens_from_dict(raw_tokens) if raw_tokens is not None else None
-        raw_refresh = doc.get("last_refresh")
+        return cls.from_stored(stored_auth_from_dict(doc))
+
+    @classmethod
+    def from_stored(cls, stored: StoredAuth) -> AuthDotJson:
+        """The record of validated auth.json content; the exact ``last_refresh`` is kept for saving."""
+        tokens: TokenData | None = None
+        if stored.tokens is not None:
+            read = stored.tokens
+            info = IdTokenInfo.from_claims(read.id_token)
+            tokens = TokenData(info, read.access_token, read.refresh_token, read.account_id, read.extra)
         last_refresh: _dt.datetime | None = None
         exact: tuple[_dt.datetime, int] | None = None
-        if raw_refresh is not None:
-            if not isinstance(raw_refresh, str):
-                raise AuthParseError("last_refresh must be a string")
-            try:
-                last_refresh, nanos = parse_timestamp(raw_refresh)
-            except (ValueError, OverflowError):
-                raise AuthParseError("last_refresh is not an RFC 3339 timestamp") from None
+        if stored.last_refresh is not None:
+            seconds, nanos = stored.last_refresh
+            last_refresh = _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
             exact = (last_refresh, nanos)
-        extra = {k: v for k, v in doc.items() if k not in _TOP_LEVEL_KEYS}
-        auth = cls(auth_mode=mode, openai_api_key=api_key, tokens=tokens, last_refresh=last_refresh, extra=extra)
+        auth = cls(
+            auth_mode=None if stored.auth_mode is None else AuthMode(stored.auth_mode),
+            openai_api_key=stored.openai_api_key,
+            tokens=tokens,
+            last_refresh=last_refresh,
+            extra=stored.extra,
+        )
         auth._last_refresh_exact = exact
         return auth
-
-
-def _tokens_from_dict(raw: object) -> TokenData:
-    if not isinstance(raw, dict):
-        raise AuthParseError("tokens must be an object")
-    values: dict[str, str] = {}
-    for key in ("id_token", "access_token", "refresh_token"):
-        value = raw.get(key)
-        if key not in raw:
-            raise AuthParseError(f"tokens.{key} is missing")
-        if not isinstance(value, str):
-            raise AuthParseError(f"tokens.{key} must be a string")
-        values[key] = value
-    account_id = raw.get("account_id")
-    if account_id is not None and not isinstance(account_id, str):
-        raise AuthParseError("tokens.account_id must be a string or null")
-    try:
-        info = parse_id_token(values["id_token"])
-    except TokenDataError as err:
-        raise AuthParseError(f"tokens.id_token: {err.message}") from None
-    extra = {k: v for k, v in raw.items() if k not in _TOKEN_KEYS}
-    return TokenData(info, values["access_token"], values["refresh_token"], account_id, extra)
-
-
-def _reject_constant(_name: str) -> object:
-    raise ValueError("non-finite number")
-
-
-def _has_surrogate(value: object) -> bool:
-    # Python's json accepts "\ud800"; serde_json (and UTF-8) do not.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")  # fails exactly on surrogate code points
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -651,36 +561,11 @@ class FileStore(CredentialStore):
 
     def load(self) -> AuthDotJson | None:
         path = self.auth_file
-        try:
-            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
-        except FileNotFoundError:
+        raw = read_auth_file(path)
+        if raw is None:
             return None
-        except OSError as err:
-            if os.path.islink(path):
-                raise StorageError(f"{path} is a symbolic link; refusing to read credentials through it") from None
-            raise StorageError(f"failed to read {path}: {_os_error_text(err)}") from None
         try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise StorageError(f"failed to read {path}: {os.strerror(errno.EISDIR)}")
-            if not stat.S_ISREG(st.st_mode):
-                raise StorageError(f"failed to read {path}: not a regular file")
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_AUTH_FILE_BYTES:
-                    raise StorageError(f"failed to read {path}: larger than {MAX_AUTH_FILE_BYTES // (1024 * 1024)} MiB")
-                chunks.append(chunk)
-        except OSError as err:
-            raise StorageError(f"failed to read {path}: {_os_error_text(err)}") from None
-        finally:
-            os.close(fd)
-        try:
-            return AuthDotJson.from_json(b"".join(chunks))
+            return AuthDotJson.from_json(raw)
         except AuthParseError as err:
             raise AuthParseError(f"failed to parse {path}: {err.message}") from None
 

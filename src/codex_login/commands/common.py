@@ -1,41 +1,31 @@
-"""What every command shares: loading configuration with the reference's texts, and printing safely."""
+"""What every command shares: loading configuration with the reference's texts, and printing safely.
+
+:func:`err` and :func:`settings_from_args` live in ``cli`` (re-exported here): ``codex-login status`` needs only
+those two, and importing this module as well would cost it start-up time.
+"""
 
 from __future__ import annotations
 
-import sys
-
-from ..config import Config, load_config, parse_override
-from ..errors import ConfigError, LoginError
+from ..cli import err, settings_from_args
+from ..errors import LoginError
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: ``codex-login status`` imports this module and must start fast
+if TYPE_CHECKING:  # annotations only
     import argparse
-    from typing import TextIO
 
+    from ..config import Config
 
-def err(line: str, stream: TextIO | None = None) -> None:
-    """Print one line to stderr (the reference prints all login messages there)."""
-    print(line, file=stream or sys.stderr, flush=True)
+__all__ = ["attempt_footer", "config_from_args", "err", "settings_from_args"]
 
 
 def config_from_args(args: argparse.Namespace) -> Config | None:
     """Load the configuration, or print the reference's error and return None (the caller exits 1)."""
-    overrides: list[str] = list(getattr(args, "overrides", None) or [])
-    try:
-        for item in overrides:
-            parse_override(item)
-    except ConfigError as exc:
-        err(f"Error parsing -c overrides: {exc}")
+    settings = settings_from_args(args)
+    if settings is None:
         return None
-    try:
-        return load_config(
-            overrides,
-            issuer=getattr(args, "issuer", None),
-            client_id=getattr(args, "client_id", None),
-        )
-    except ConfigError as exc:
-        err(f"Error loading configuration: {exc}")
-        return None
+    from ..config import config_from_settings
+
+    return config_from_settings(settings)
 
 
 def attempt_footer(error: LoginError, config: Config | None, log_path: str | None) -> str | None:

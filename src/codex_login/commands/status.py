@@ -5,19 +5,18 @@ The first line and the exit codes are the reference's (``Logged in using an API 
 the account, the plan, where the credentials are kept and why, the access token's expiry and the last
 refresh. Everything goes to stderr like the reference, except ``--json``, which prints one object on stdout.
 
-This command must start as fast as the interpreter: it imports the standard library, ``config``,
-``storage``, ``token_data`` and ``account`` only (``keyring`` only in the keyring and auto modes).
+This command must start about as fast as the interpreter: it reads through ``_settings`` and ``_credentials``
+(no ``json``, ``re``, ``datetime``, ``pathlib`` or ``enum``; ``keyring`` only in the keyring and auto modes)
+and handles instants as microseconds since the epoch.
 """
 
-from __future__ import annotations
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
 
-import datetime as _dt
-import json
-
-from ..account import StatusFacts, read_status
+from .._credentials import KNOWN_PLANS, StatusSummary, format_rfc3339, now_us, status_summary
+from .._fastjson import dumps_flat
+from ..cli import err, settings_from_args
 from ..errors import LoginError
-from ..storage import format_timestamp
-from .common import config_from_args, err
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the CLI's fast path passes an equivalent namespace without importing argparse
@@ -43,8 +42,9 @@ def _clean(text: str, limit: int = 256) -> str:
 _UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"))
 
 
-def _relative(moment: _dt.datetime, now: _dt.datetime) -> str:
-    seconds = int((moment - now).total_seconds())
+def _relative(moment_us: int, now: int) -> str:
+    # As ``int((moment - now).total_seconds())`` of two datetimes: a float division, then truncation.
+    seconds = int((moment_us - now) / 1_000_000)
     future = seconds >= 0
     span = abs(seconds)
     size, unit = next(((s, u) for s, u in _UNITS if span >= s), (1, "second"))
@@ -53,18 +53,23 @@ def _relative(moment: _dt.datetime, now: _dt.datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-def _when(moment: _dt.datetime, now: _dt.datetime) -> str:
-    stamp = format_timestamp(moment.replace(microsecond=0))
-    return f"{stamp} ({_relative(moment, now)})"
+def _when(moment_us: int, now: int) -> str:
+    stamp = format_rfc3339(moment_us // 1_000_000)
+    return f"{stamp} ({_relative(moment_us, now)})"
 
 
-def _detail_lines(facts: StatusFacts, now: _dt.datetime) -> list[str]:
+def _stamp(moment_us: int | None) -> str | None:
+    if moment_us is None:
+        return None
+    seconds, microseconds = divmod(moment_us, 1_000_000)
+    return format_rfc3339(seconds, microseconds * 1000)
+
+
+def _detail_lines(facts: StatusSummary, now: int) -> list[str]:
     lines: list[str] = []
     if facts.email:
         lines.append(f"  Account: {_clean(facts.email)}")
     if facts.plan:
-        from ..token_data import KNOWN_PLANS
-
         lines.append(f"  Plan: {_clean(KNOWN_PLANS.get(facts.plan, facts.plan), 64)}")
     if facts.account_id:
         lines.append(f"  Account ID: {_clean(facts.account_id, 128)}")
@@ -73,18 +78,15 @@ def _detail_lines(facts: StatusFacts, now: _dt.datetime) -> list[str]:
         reason = _clean(facts.store_reason, 512)
         where += f" (keyring unavailable: {reason})" if facts.store == "file_fallback" else f" ({reason})"
     lines.append(where)
-    if facts.expires_at is not None:
-        label = "expired" if facts.expires_at <= now else "expires"
-        lines.append(f"  Access token {label}: {_when(facts.expires_at, now)}")
-    if facts.last_refresh is not None:
-        lines.append(f"  Last refresh: {_when(facts.last_refresh, now)}")
+    if facts.expires_at_us is not None:
+        label = "expired" if facts.expires_at_us <= now else "expires"
+        lines.append(f"  Access token {label}: {_when(facts.expires_at_us, now)}")
+    if facts.last_refresh_us is not None:
+        lines.append(f"  Last refresh: {_when(facts.last_refresh_us, now)}")
     return lines
 
 
-def _as_json(facts: StatusFacts) -> dict[str, object]:
-    def stamp(value: _dt.datetime | None) -> str | None:
-        return format_timestamp(value) if value is not None else None
-
+def _as_json(facts: StatusSummary) -> dict[str, str | bool | None]:
     return {
         "logged_in": facts.logged_in,
         "auth_mode": facts.auth_mode,
@@ -94,31 +96,31 @@ def _as_json(facts: StatusFacts) -> dict[str, object]:
         "email": facts.email,
         "plan": facts.plan,
         "account_id": facts.account_id,
-        "expires_at": stamp(facts.expires_at),
-        "last_refresh": stamp(facts.last_refresh),
+        "expires_at": _stamp(facts.expires_at_us),
+        "last_refresh": _stamp(facts.last_refresh_us),
         "api_key_masked": facts.api_key_masked,
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: "argparse.Namespace") -> int:
     as_json = bool(getattr(args, "json", False))
-    config = config_from_args(args)
-    if config is None:
+    settings = settings_from_args(args)
+    if settings is None:
         return 1
     try:
-        facts = read_status(config.codex_home, config.credentials_store.value)
+        facts = status_summary(settings.codex_home, settings.credentials_store)
     except LoginError as exc:
         message = str(exc)
         if not message.startswith("Unexpected error retrieving API key"):
             message = f"Error checking login status: {message}"
         err(_clean(message, 2048))
         if as_json:
-            print(json.dumps({"logged_in": False, "error": message}), flush=True)
+            print(dumps_flat({"logged_in": False, "error": message}), flush=True)
         return 1
     for warning in facts.warnings:
         err(_clean(warning, 1024))
     if as_json:
-        print(json.dumps(_as_json(facts), ensure_ascii=False), flush=True)
+        print(dumps_flat(_as_json(facts), ensure_ascii=False), flush=True)
         return 0 if facts.logged_in else 1
     if not facts.logged_in:
         err("Not logged in")
@@ -127,6 +129,6 @@ def run(args: argparse.Namespace) -> int:
         err(f"Logged in using an API key - {_clean(facts.api_key_masked or '***', 64)}")
     else:
         err("Logged in using ChatGPT")
-    for line in _detail_lines(facts, _dt.datetime.now(_dt.UTC)):
+    for line in _detail_lines(facts, now_us()):
         err(line)
     return 0

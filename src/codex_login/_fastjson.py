@@ -1,0 +1,90 @@
+"""JSON for ``codex-login status`` without importing :mod:`json`.
+
+``json`` imports ``re`` (for its whitespace pattern and the pure-Python scanner), which alone costs about half
+of what starting the interpreter does; ``status`` has to read auth.json and two JWT payloads and must start
+about as fast as the interpreter. So this module drives CPython's C accelerator ``_json`` directly, the same
+scanner and string encoders ``json`` itself uses, and leaves everything else to ``json``:
+
+* :func:`loads` returns exactly what ``json.loads(text, parse_constant=...)`` returns (same scanner, same
+  settings). Anything the fast path does not accept as a whole (a syntax error, extra data, a rejected
+  constant, a recursion limit, or ``_json`` missing) is handed to ``json.loads`` itself, which then returns
+  the same value or raises its own exception: errors stay exactly ``json``'s and cost the import only then.
+* :func:`dumps_flat` is ``json.dumps`` with the default separators for a flat object of strings, booleans
+  and nulls (what ``status --json`` prints).
+"""
+
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+try:
+    import _json
+except ImportError:  # another Python implementation: json's own pure-Python code does the work
+    _json = None  # type: ignore[assignment]
+
+#: What ``json`` counts as whitespace around a document (``json.decoder.WHITESPACE``).
+_WHITESPACE = " \t\n\r"
+
+
+def _reject_constant(_name: str) -> object:
+    raise ValueError("non-finite number")
+
+
+class _ScannerSettings:
+    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder``: its defaults, with ``parse_constant``."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    def __init__(self, parse_constant: "Callable[[str], object]") -> None:
+        self.parse_constant = parse_constant
+
+
+# typeshed types the argument as a scanner; _json reads only the six attributes above from it.
+_scan = _json.make_scanner(_ScannerSettings(_reject_constant)) if _json is not None else None  # type: ignore[arg-type]
+
+
+def loads(text: str) -> object:
+    """``json.loads(text, parse_constant=...)`` where ``NaN``, ``Infinity`` and ``-Infinity`` raise
+    ``ValueError("non-finite number")`` (serde_json rejects them)."""
+    if _scan is not None:
+        start = len(text) - len(text.lstrip(_WHITESPACE))
+        try:
+            value, end = _scan(text, start)
+        except Exception:  # json.loads below raises the exact error
+            value, end = None, -1
+        # A JSON value never ends in whitespace, so only whitespace follows it exactly when this holds.
+        if end == len(text.rstrip(_WHITESPACE)):
+            return value
+    import json
+
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def dumps_flat(obj: "Mapping[str, str | bool | None]", *, ensure_ascii: bool = True) -> str:
+    """``json.dumps(obj, ensure_ascii=ensure_ascii)`` for an object whose values are strings, booleans or None."""
+    if _json is None:
+        import json
+
+        return json.dumps(obj, ensure_ascii=ensure_ascii)
+    encode = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+    members = []
+    for key, value in obj.items():
+        if isinstance(value, str):
+            text = encode(value)
+        elif value is True:
+            text = "true"
+        elif value is False:
+            text = "false"
+        elif value is None:
+            text = "null"
+        else:
+            raise TypeError(f"dumps_flat takes strings, booleans and None, not {type(value).__name__}")
+        members.append(f"{encode(key)}: {text}")
+    return "{" + ", ".join(members) + "}"

@@ -1,0 +1,321 @@
+"""The configuration resolved with strings: ``CODEX_HOME``, ``config.toml`` and ``-c key=value`` overrides.
+
+:func:`resolve_settings` does all of :func:`codex_login.config.load_config`'s work (the reference's checks,
+its error texts) and returns :class:`Settings`, whose paths are strings and whose store mode is its name;
+``load_config`` turns that into :class:`~codex_login.config.Config` (``pathlib.Path`` fields, a ``StoreModeName``).
+``codex-login status`` uses :class:`Settings` directly: it must start about as fast as the interpreter, and
+``pathlib`` (which imports ``re``, ``fnmatch`` and ``urllib.parse``) and ``enum`` each cost a large share of that.
+``tomllib`` is imported only for ``-c`` overrides and for a config.toml beyond the plain subset that
+``_toml_subset`` reads (strings, booleans, integers, arrays of them, tables), ``urllib.parse`` only for an
+issuer other than the default.
+
+Paths come out exactly as ``str()`` of the ``pathlib.Path`` that ``load_config`` computed before this module
+existed (see :func:`pathlib_form`), so ``Config`` and ``status`` print the same paths.
+"""
+
+# Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
+# module, and that line would import the ``__future__`` module (see tests/test_import_budget.py).
+
+import os
+import stat
+
+from .errors import ConfigError, ErrorKind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+DEFAULT_ISSUER = "https://auth.openai.com"
+CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+DEFAULT_PORT = 1455
+FALLBACK_PORT = 1457
+DEFAULT_ORIGINATOR = "codex_cli_rs"
+ORIGINATOR_OVERRIDE_ENV = "CODEX_INTERNAL_ORIGINATOR_OVERRIDE"
+DEFAULT_LOGIN_TIMEOUT_SECONDS = 600.0
+DEFAULT_HTTP_TIMEOUT_SECONDS = 60.0
+CONFIG_FILE_NAME = "config.toml"
+#: ``cli_auth_credentials_store`` values, in the order of ``config.StoreModeName`` and ``storage.StoreMode``.
+STORE_MODES = ("file", "keyring", "auto", "ephemeral")
+
+
+def pathlib_form(text: str) -> str:
+    """``str(pathlib.Path(text))``, without importing pathlib when ``text`` is already in that form.
+
+    On POSIX ``Path`` only drops empty and ``.`` components (``a//b/./c/`` is ``a/b/c``) and keeps a leading
+    ``//``; a path with at most one leading slash and no such component is its own normal form.
+    """
+    if os.sep == "/" and os.altsep is None:
+        rest = text[1:] if text.startswith("/") else text
+        if rest and "" not in (parts := rest.split("/")) and "." not in parts:
+            return text
+    from pathlib import Path
+
+    return str(Path(text))
+
+
+class Settings:
+    """:class:`~codex_login.config.Config`'s fields, with ``str`` paths and the store mode's name.
+
+    A plain class, not a ``FrozenRecord``: ``codex-login status`` would import ``_frozen`` for it.
+    """
+
+    __slots__ = (
+        "client_id",
+        "codex_home",
+        "credentials_store",
+        "forced_chatgpt_workspace_id",
+        "forced_login_method",
+        "http_timeout",
+        "issuer",
+        "log_dir",
+        "login_log_format",
+        "originator",
+    )
+
+    codex_home: str
+    log_dir: str
+    issuer: str
+    client_id: str
+    #: One of :data:`STORE_MODES`.
+    credentials_store: str
+    forced_login_method: str | None
+    forced_chatgpt_workspace_id: tuple[str, ...]
+    login_log_format: str
+    http_timeout: float
+    originator: str
+
+    def __init__(  # noqa: PLR0917 - positional, in the order of Config's fields
+        self,
+        codex_home: str,
+        log_dir: str,
+        issuer: str,
+        client_id: str,
+        credentials_store: str,
+        forced_login_method: str | None,
+        forced_chatgpt_workspace_id: tuple[str, ...],
+        login_log_format: str,
+        http_timeout: float,
+        originator: str,
+    ) -> None:
+        self.codex_home = codex_home
+        self.log_dir = log_dir
+        self.issuer = issuer
+        self.client_id = client_id
+        self.credentials_store = credentials_store
+        self.forced_login_method = forced_login_method
+        self.forced_chatgpt_workspace_id = forced_chatgpt_workspace_id
+        self.login_log_format = login_log_format
+        self.http_timeout = http_timeout
+        self.originator = originator
+
+
+def codex_home_dir(env: "Mapping[str, str] | None" = None) -> str:
+    """Resolve ``CODEX_HOME`` with the reference's checks and texts (reference-spec §15)."""
+    env = os.environ if env is None else env
+    value = env.get("CODEX_HOME", "")
+    if value:
+        path = pathlib_form(value)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"CODEX_HOME points to {value!r}, but that path does not exist", kind=ErrorKind.NOT_FOUND
+            ) from None
+        except OSError as err:
+            raise ConfigError(f"failed to read CODEX_HOME {value!r}: {err.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(
+                f"CODEX_HOME points to {value!r}, but that path is not a directory",
+                kind=ErrorKind.INVALID_INPUT,
+            )
+        try:
+            return pathlib_form(os.path.realpath(path, strict=True))
+        except OSError as err:
+            raise ConfigError(f"failed to canonicalize CODEX_HOME {value!r}: {err.strerror}") from None
+    home = env.get("HOME") or os.path.expanduser("~")
+    if not home or home == "~":
+        raise ConfigError("Could not find home directory")
+    return pathlib_form(os.path.join(home, ".codex"))
+
+
+def parse_override(item: str) -> "tuple[list[str], Any]":
+    """``key=value`` -> (dotted key parts, value). The value is TOML when it parses, else a literal string."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"Invalid override (missing '='): {item}")
+    import tomllib
+
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+    return key.split("."), value
+
+
+def _read_config_file(codex_home: str) -> "dict[str, Any]":
+    path = os.path.join(codex_home, CONFIG_FILE_NAME)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not valid UTF-8"
+        raise ConfigError(f"failed to read {path}: {reason}") from None
+    from ._toml_subset import loads as loads_plain_toml
+
+    table = loads_plain_toml(text)
+    if table is not None:
+        return table
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        # tomllib's message names the line and column: "Expected '=' ... (at line 3, column 5)".
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def issuer_problem(issuer: str) -> str | None:
+    """Why an issuer URL is refused before any network or browser action (security V-t, D4), or None."""
+    if issuer == DEFAULT_ISSUER:
+        return None  # it passes every check (a test keeps it so): no need to import urllib.parse for it
+    return _url_problem(issuer)
+
+
+def _url_problem(issuer: str) -> str | None:
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in issuer):
+        return "it contains whitespace or control characters"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http"):
+        return "it must be an https:// URL"
+    if not parts.hostname:
+        return "it has no host"
+    if parts.username is not None or parts.password is not None:
+        return "it must not contain a user name or password"
+    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
+        return "it must not contain a query or a fragment"
+    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        return "plain http:// is only allowed for a loopback issuer (127.0.0.1, ::1, localhost)"
+    try:
+        _ = parts.port
+    except ValueError:
+        return "its port is not a number between 0 and 65535"
+    return None
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_issuer(issuer: str) -> str:
+    """Return the issuer unchanged, or raise :class:`ConfigError` without echoing secrets it may hold."""
+    problem = issuer_problem(issuer)
+    if problem is not None:
+        raise ConfigError(f"invalid issuer URL: {problem}", kind=ErrorKind.INVALID_INPUT)
+    return issuer
+
+
+def _as_str(key: str, value: "Any") -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def resolve_settings(
+    overrides: "Sequence[str]" = (),
+    *,
+    issuer: str | None = None,
+    client_id: str | None = None,
+    env: "Mapping[str, str] | None" = None,
+    cwd: str | None = None,
+    codex_home: str | None = None,
+) -> Settings:
+    """Everything :func:`codex_login.config.load_config` documents, as :class:`Settings`.
+
+    Raises :class:`ConfigError`; the CLI prefixes it with ``Error loading configuration:``.
+    A relative ``log_dir`` in config.toml resolves against CODEX_HOME; in ``-c`` against the cwd.
+    """
+    env = os.environ if env is None else env
+    cwd = os.getcwd() if cwd is None else cwd
+    parsed_overrides = [parse_override(item) for item in overrides]
+    home = codex_home if codex_home is not None else codex_home_dir(env)
+    table = _read_config_file(home)
+
+    merged: dict[str, tuple[Any, str]] = {k: (v, home) for k, v in table.items()}
+    for parts, value in parsed_overrides:
+        if len(parts) == 1:
+            merged[parts[0]] = (value, cwd)
+
+    def get(key: str) -> "Any":
+        entry = merged.get(key)
+        return None if entry is None else entry[0]
+
+    log_dir = os.path.join(home, "log")
+    if (entry := merged.get("log_dir")) is not None:
+        # An absolute log_dir replaces the base, exactly like ``Path`` joining does.
+        log_dir = os.path.join(entry[1], os.path.expanduser(_as_str("log_dir", entry[0])))
+
+    store = get("cli_auth_credentials_store")
+    if store is None:
+        store = "file"
+    elif _as_str("cli_auth_credentials_store", store) not in STORE_MODES:
+        raise ConfigError(
+            f"cli_auth_credentials_store: unknown value {store!r} (expected file, keyring, auto or ephemeral)"
+        )
+
+    method = get("forced_login_method")
+    if method is not None:
+        method = _as_str("forced_login_method", method)
+        if method not in ("chatgpt", "api"):
+            raise ConfigError(f"forced_login_method: unknown value {method!r} (expected chatgpt or api)")
+
+    workspace_raw = get("forced_chatgpt_workspace_id")
+    workspaces: tuple[str, ...] = ()
+    if isinstance(workspace_raw, str):
+        workspaces = (workspace_raw,) if workspace_raw.strip() else ()
+    elif isinstance(workspace_raw, list):
+        workspaces = tuple(_as_str("forced_chatgpt_workspace_id", w) for w in workspace_raw if str(w).strip())
+    elif workspace_raw is not None:
+        raise ConfigError("forced_chatgpt_workspace_id: expected a string or a list of strings")
+
+    log_format = get("login_log_format") or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"login_log_format: unknown value {log_format!r} (expected text or json)")
+
+    http_timeout = get("login_http_timeout")
+    timeout_value = DEFAULT_HTTP_TIMEOUT_SECONDS
+    if http_timeout is not None:
+        if isinstance(http_timeout, bool) or not isinstance(http_timeout, int | float) or http_timeout <= 0:
+            raise ConfigError("login_http_timeout: expected a positive number of seconds")
+        timeout_value = float(http_timeout)
+
+    chosen_issuer = issuer if issuer is not None else (get("issuer") or DEFAULT_ISSUER)
+    validate_issuer(_as_str("issuer", chosen_issuer))
+    chosen_client = client_id if client_id is not None else (get("client_id") or CLIENT_ID)
+
+    return Settings(
+        home,
+        pathlib_form(log_dir),
+        chosen_issuer,
+        _as_str("client_id", chosen_client),
+        store,
+        method,
+        workspaces,
+        log_format,
+        timeout_value,
+        env.get(ORIGINATOR_OVERRIDE_ENV) or DEFAULT_ORIGINATOR,
+    )
