@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,13 @@ def build_ssl_context(ca: CaSource) -> ssl.SSLContext:
 def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     """The proxy the environment selects for ``url`` (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), or None."""
     parts = urlsplit(url)
-    lowered = {k.lower(): v for k, v in env.items() if k.lower().endswith("_proxy") and v}
+    lowered: dict[str, str] = {}
+    # Only the *_proxy values are read: os.environ decodes every value it hands out, and this runs on the
+    # callback's path (issue 9).
+    for key in env:
+        name = key.lower()
+        if name.endswith("_proxy") and (value := env[key]):
+            lowered[name] = value
     no_proxy = lowered.get("no_proxy", "")
     host = parts.hostname or ""
     if no_proxy and _bypassed(host, parts.port, no_proxy):
@@ -220,6 +227,9 @@ class HttpClient:
             self._client(url)
         except TransportError:
             return
+        # httpx hands every response to its cookie jar through urllib.request.Request, whose URL parsing
+        # compiles two regular expressions on first use: compiled now rather than during the token exchange.
+        urllib.request.Request(url)
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -3,8 +3,9 @@
 Shape: :func:`run_login_server` binds synchronously (so a bind error is returned at once and the URL only
 exists once something listens), then serves on an asyncio loop in a background thread. Every connection
 gets one request and one answer with ``Connection: close``, under a deadline and size caps, so idle, slow or
-junk connections never delay the real callback. Callback processing runs one at a time; the token exchange
-and the save run in worker threads so the loop keeps answering.
+junk connections never delay the real callback. Once a callback with the right state is accepted, the
+other requests wait until its outcome is known (a /cancel excepted); the token exchange, the API-key
+exchange and the save run in one worker thread, and the loop keeps serving /cancel, the timeout and Ctrl-C.
 
 The outcome is decided by this attempt alone: success only once credentials were saved (D-3), and
 ``/success`` never changes it.
@@ -13,10 +14,13 @@ The outcome is decided by this attempt alone: success only once credentials were
 from __future__ import annotations
 
 import asyncio
+import atexit
+import collections
 import concurrent.futures
 import contextvars
 import errno
 import hmac
+import queue
 import re
 import socket
 import threading
@@ -56,11 +60,16 @@ from .pkce import PkceCodes, challenge_for, generate_pkce, generate_state
 
 SCOPE = "openid profile email offline_access"
 CALLBACK_PATH = "/auth/callback"
+CALLBACK_PATH_BYTES = CALLBACK_PATH.encode()
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 MAX_PARAMS = 64
 HEAD_DEADLINE_SECONDS = 5.0
+READ_CHUNK = 64 * 1024
+ACCEPT_RETRY_SECONDS = 1.0
+# accept() failures that say "not now" (descriptors or memory exhausted) rather than "not this one".
+_ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 BIND_ATTEMPTS = 10
 LISTEN_BACKLOG = 1024
 BIND_RETRY_DELAY = 0.2
@@ -126,6 +135,21 @@ class _Reply:
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     page: bool = False
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """How a sign-in failed after the code came back: the page to show and the attempt's error."""
+
+    error: LoginError
+    message: str
+    code: str | None
+    description: str | None
+
+
+# What the worker's sign-in comes back with: saved, failed (the page to show), or None when the attempt ended
+# first (see LoginServer._sign_in).
+_SignedIn = LoginSuccess | _Failure | None
 
 
 def _plain(status: int, reason: str, text: str) -> _Reply:
@@ -206,41 +230,122 @@ def send_cancel_request(port: int) -> bool:
 _T = TypeVar("_T")
 
 
-async def _in_daemon_thread(func: Callable[..., _T], /, *args: object, **kwargs: object) -> _T:
-    """Run a blocking network call in a daemon thread. Not the loop's executor: the interpreter joins those
-    threads at exit, so a Ctrl-C during a hung token exchange would wait for the HTTP timeout (security H4)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
-    context = contextvars.copy_context()
+class _Worker:
+    """The thread that runs a sign-in's blocking calls, started while the browser is away.
 
-    def settle(outcome: Callable[[], _T]) -> None:
-        if future.done():
-            return  # cancelled: the attempt ended while the call was running
+    It first runs ``prepare`` (the HTTP client for the token exchange, see :meth:`LoginServer._prepare`),
+    then runs what it is given with that client until :meth:`stop`: the callback wakes a waiting thread
+    instead of starting one, which costs about half a millisecond on an idle machine (issue 9), and the
+    client is closed once the answer to the callback is written, not while it is. A daemon thread: the
+    interpreter does not join it at exit, so a Ctrl-C during a hung token exchange does not wait for the
+    HTTP timeout (security H4).
+    """
+
+    def __init__(self, prepare: Callable[[], HttpClient], fallback: Callable[[], HttpClient]) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[HttpClient], None] | None] = queue.SimpleQueue()
+        self._prepare = prepare
+        self._fallback = fallback
+        self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
+        self.thread.start()
+
+    def _work(self) -> None:
         try:
-            future.set_result(outcome())
-        except BaseException as err:
-            future.set_exception(err)
-
-    def work() -> None:
+            client = self._prepare()
+        except Exception:  # warming up is best effort; a real problem shows in the exchange itself
+            client = self._fallback()
         try:
-            value = context.run(func, *args, **kwargs)
-        except BaseException as err:  # handed to the awaiting coroutine, which decides what it means
-            failure = err
+            while (job := self._jobs.get()) is not None:
+                job(client)
+        finally:
+            client.close()
 
-            def outcome() -> _T:
-                raise failure
-        else:
+    def run(self, func: Callable[[HttpClient], _T]) -> asyncio.Future[_T]:
+        """Hand ``func(client)`` to the worker thread now, in the caller's context; its outcome, to await."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        context = contextvars.copy_context()
 
-            def outcome() -> _T:
-                return value
+        def settle(outcome: Callable[[], _T]) -> None:
+            if future.done():
+                return  # cancelled: the attempt ended while the call was running
+            try:
+                future.set_result(outcome())
+            except BaseException as err:
+                future.set_exception(err)
 
-        try:
-            loop.call_soon_threadsafe(settle, outcome)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for this answer any more
+        def job(client: HttpClient) -> None:
+            try:
+                value = context.run(func, client)
+            except BaseException as err:  # handed to the awaiting coroutine, which decides what it means
+                failure = err
 
-    threading.Thread(target=work, daemon=True, name="codex-login-http").start()
-    return await future
+                def outcome() -> _T:
+                    raise failure
+            else:
+
+                def outcome() -> _T:
+                    return value
+
+            try:
+                loop.call_soon_threadsafe(settle, outcome)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits for this answer any more
+
+        self._jobs.put(job)
+        return future
+
+    def stop(self) -> None:
+        """Once what it was given has run, close the client and end the thread."""
+        self._jobs.put(None)
+
+
+class _SavesInFlight:
+    """Saves of credentials running in daemon threads. The interpreter calls atexit functions before it
+    stops daemon threads, so waiting here lets a save that a Ctrl-C interrupted finish, as it would in a
+    thread the interpreter joins (its temporary file is never left behind)."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._idle:
+            self._running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+
+    def wait(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0)
+
+
+_SAVES_IN_FLIGHT = _SavesInFlight()
+atexit.register(_SAVES_IN_FLIGHT.wait)
+
+
+class _Connection:
+    """An accepted connection: one request head is read from it, it is answered once, then closed."""
+
+    __slots__ = ("deadline", "page", "reading", "received", "sock", "unsent")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.received = b""
+        self.reading = False  # registered with the loop for reads
+        self.deadline: asyncio.TimerHandle | None = None  # closes it if the head (or the answer) is too slow
+        self.unsent = b""  # the part of the answer the socket has not taken yet
+        self.page: _Reply | None = None  # a page whose effect (settling the attempt) follows its delivery
+
+
+def _targets(head: bytes | _Reply, path: bytes) -> bool:
+    """Whether a request's head is aimed at ``path`` (whatever its method: routing decides what it gets)."""
+    if not isinstance(head, bytes):
+        return False
+    parts = head.split(b" ", 2)
+    return len(parts) == 3 and parts[1].partition(b"?")[0] == path
 
 
 def _ipv6_available() -> bool:
@@ -324,14 +429,18 @@ class LoginServer:
         self._started = time.monotonic()
         self._future: concurrent.futures.Future[LoginSuccess] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
-        self._servers: list[asyncio.Server] = []
-        self._connections: set[asyncio.StreamWriter] = set()
-        self._callback_lock: asyncio.Lock | None = None
+        self._connections: set[_Connection] = set()
+        self._allowed_hosts = frozenset(
+            f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]")
+        )
+        # False while a callback with the right state is being decided: the other requests wait in _held.
+        self._serving = True
+        self._held: collections.deque[tuple[_Connection, bytes | _Reply]] = collections.deque()
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         self._saved: LoginSuccess | None = None
-        # The HTTP client for the token exchange, built while the browser is away (see _start_preparing).
-        self._prepared: concurrent.futures.Future[HttpClient] | None = None
+        # Builds the HTTP client while the browser is away, then runs the sign-in (started by _serve).
+        self._worker: _Worker | None = None
         self._ready = threading.Event()
         self._context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -385,11 +494,13 @@ class LoginServer:
             )
         if self._loop.is_closed() or self.done:
             return PasteVerdict(False, "The sign-in has already finished.")
-        fut = asyncio.run_coroutine_threadsafe(self._handle_callback(parts.query, pasted=True), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self._handle_pasted(parts.query), self._loop)
         try:
             reply = fut.result(timeout)
         except (concurrent.futures.TimeoutError, RuntimeError, concurrent.futures.CancelledError):
             return PasteVerdict(False, "The sign-in did not answer in time.")
+        if reply is None:
+            return PasteVerdict(False, "The sign-in has already finished.")
         accepted = reply.status in (200, 302)
         if not accepted:
             return PasteVerdict(False, reply.body.decode("utf-8", "replace"))
@@ -406,31 +517,27 @@ class LoginServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-            self._loop.run_forever()
-        finally:
+        # Every callback of the loop (each request's handling) runs in the attempt's span.
+        with attempt_span(self.attempt_id):
             try:
-                # Connections still in flight (a hung token exchange) end as cancelled tasks, not as tasks
-                # destroyed while pending, which prints a traceback (security H4, INV-7).
-                pending = asyncio.all_tasks(self._loop)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._serve()
+                self._loop.run_forever()
             finally:
-                self._loop.close()
+                try:
+                    # Connections still in flight (a hung token exchange) end as cancelled tasks, not as tasks
+                    # destroyed while pending, which prints a traceback (security H4, INV-7).
+                    pending = asyncio.all_tasks(self._loop)
+                    for task in pending:
+                        task.cancel()
+                    if pending:
+                        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                    self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                finally:
+                    self._loop.close()
 
-    async def _serve(self) -> None:
-        self._callback_lock = asyncio.Lock()
-        for sock in self._sockets:
-            # asyncio listens again with its own backlog (100 by default): with 1,000 idle connections the
-            # kernel would drop the browser's connection attempt and the browser would retry a second later.
-            server = await asyncio.start_server(
-                self._on_connection, sock=sock, limit=MAX_HEAD_BYTES, backlog=LISTEN_BACKLOG
-            )
-            self._servers.append(server)
+    def _serve(self) -> None:
+        for listener in self._sockets:
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
         if self.options.timeout:
             self._loop.call_later(self.options.timeout, self._on_timeout)
         self._ready.set()
@@ -442,23 +549,13 @@ class LoginServer:
         Building the HTTP client loads the TLS trust store and imports httpx's transport, and the first
         page loads its template: a hundred milliseconds or more on a slow machine, spent while the person
         in the browser waits (issue 9: the callback must be answered within milliseconds). Nothing is sent
-        anywhere. A daemon thread, like the token exchange's, so it never keeps a finished process alive.
+        anywhere. The thread doing it then waits to run the sign-in (see :class:`_Worker`).
         """
-        prepared: concurrent.futures.Future[HttpClient] = concurrent.futures.Future()
-        self._prepared = prepared
-
-        def prepare() -> None:
-            try:
-                prepared.set_result(self._prepare())
-            except BaseException as err:  # best effort: the exchange itself reports real problems
-                prepared.set_exception(err)
-
-        threading.Thread(target=prepare, daemon=True, name="codex-login-prepare").start()
+        self._worker = _Worker(self._prepare, lambda: HttpClient(self.options.http))
 
     def _prepare(self) -> HttpClient:
         # What the exchange and the save import on first use: the resolver encodes the issuer's host name
-        # with the IDNA codec, the save runs on the loop's thread pool and needs storage and token_data.
-        import concurrent.futures.thread  # noqa: F401
+        # with the IDNA codec, the save needs storage and token_data.
         import encodings.idna  # noqa: F401
 
         from . import storage, token_data  # noqa: F401
@@ -479,17 +576,6 @@ class LoginServer:
             platform_url=platform_url_for(self.options.issuer),
         )
         return client
-
-    async def _http_client(self) -> HttpClient:
-        """The prepared client (waiting for it if it is still being built), else a new one."""
-        prepared, self._prepared = self._prepared, None
-        client: HttpClient | None = None
-        if prepared is not None:
-            try:
-                client = await asyncio.wrap_future(prepared)
-            except Exception:  # warming up is best effort; a real problem shows in the exchange itself
-                client = None
-        return client if client is not None else HttpClient(self.options.http)
 
     def _on_timeout(self) -> None:
         if self._saved is not None:
@@ -552,48 +638,213 @@ class LoginServer:
             duration_ms=int((time.monotonic() - self._started) * 1000),
             flow="browser",
         )
-        for server in self._servers:
-            server.close()
+        for listener in self._sockets:
+            if listener.fileno() >= 0:
+                self._loop.remove_reader(listener.fileno())
+                listener.close()
         # Let in-flight answers (the terminal page) drain, then stop the loop.
         self._loop.call_later(0.05, self._shutdown)
 
     def _shutdown(self) -> None:
-        prepared, self._prepared = self._prepared, None
-        if prepared is not None:  # never used (no code came back): close it once it is built
-            prepared.add_done_callback(_close_prepared_client)
-        for writer in list(self._connections):
-            writer.transport.abort()
+        if self._worker is not None:
+            self._worker.stop()
+        self._held.clear()
+        for conn in list(self._connections):
+            self._close(conn)
         self._loop.stop()
 
     # --- HTTP ----------------------------------------------------------------------------------------
+    #
+    # Plain non-blocking sockets on the loop's selector rather than asyncio's streams: an idle or junk
+    # connection costs a few system calls and no task (issue 9: 1,000 of each, and the real callback
+    # still answered within 50 ms). One request per connection, answered with Connection: close.
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
+    def _accept(self, listener: socket.socket) -> None:
+        arrived: list[tuple[_Connection, bytes | _Reply]] = []
+        for _ in range(LISTEN_BACKLOG):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                if err.errno in _ACCEPT_PAUSE_ERRNOS:
+                    # Out of descriptors or memory: the backlog keeps the others until some are closed.
+                    self._loop.remove_reader(listener.fileno())
+                    self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
+                    break
+                continue  # ECONNABORTED and the like: only that connection is gone
+            sock.setblocking(False)
+            conn = _Connection(sock)
+            self._connections.add(conn)
+            head = self._receive(conn)  # a browser sends its request with the connection: usually here already
+            if head is not None:
+                arrived.append((conn, head))
+        # Requests for the callback first: under a flood of other requests queued ahead of the browser's,
+        # reading them is cheap, answering them is not (issue 9).
+        arrived.sort(key=lambda item: not _targets(item[1], CALLBACK_PATH_BYTES))
+        for conn, head in arrived:
+            self._dispatch(conn, head)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if listener.fileno() >= 0:  # not closed by _finish meanwhile
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
+
+    def _read(self, conn: _Connection) -> None:
+        head = self._receive(conn)
+        if head is not None:
+            self._dispatch(conn, head)
+
+    def _receive(self, conn: _Connection) -> bytes | _Reply | None:
+        """Read what has arrived: the request's head once complete (or the answer refusing it), else None."""
         try:
-            with attempt_span(self.attempt_id):
-                reply, head_only = await self._read_and_route(reader)
-                if reply is not None:
-                    writer.write(self._encode(reply, head_only))
-                    async with asyncio.timeout(HEAD_DEADLINE_SECONDS):
-                        await writer.drain()
-                    if reply.page:
-                        self._after_page(reply)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the attempt ended while this request was in flight; Python 3.11 would log a cancelled task
-        except Exception as exc:  # the last-resort handler (security H9): a bug must not hang the attempt
-            self._internal_error(writer, exc)
-        finally:
-            self._connections.discard(writer)
-            writer.transport.abort() if writer.transport.is_closing() else writer.close()
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            self._wait_for_more(conn)
+            return None
+        except OSError:
+            self._close(conn)
+            return None
+        if not data:
+            self._close(conn)  # closed before a whole head: nothing to answer
+            return None
+        searched = max(0, len(conn.received) - 3)
+        conn.received += data
+        end = conn.received.find(b"\r\n\r\n", searched)
+        if end < 0 and len(conn.received) - 3 <= MAX_HEAD_BYTES:
+            self._wait_for_more(conn)
+            return None
+        self._stop_reading(conn)
+        if 0 <= end <= MAX_HEAD_BYTES:
+            return conn.received[: end + 4]
+        # The cap of asyncio's StreamReader.readuntil, which this replaced.
+        self._rejected(reason="too_large", path="other", http_status=431)
+        return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large")
 
-    def _internal_error(self, writer: asyncio.StreamWriter, exc: Exception) -> None:
+    def _dispatch(self, conn: _Connection, head: bytes | _Reply) -> None:
+        """Answer a request, or hold it while a callback is being decided."""
+        if not self._serving and not _targets(head, b"/cancel"):
+            # A callback with the right state is being decided: the others are answered after it, so the
+            # loop does not compete with the token exchange for the interpreter (issue 9). Not a /cancel:
+            # a codex-login taking the port over gives up on its request after 2 s.
+            self._held.append((conn, head))
+            return
+        self._answer(conn, head)
+
+    def _wait_for_more(self, conn: _Connection) -> None:
+        if not conn.reading:
+            conn.reading = True
+            self._loop.add_reader(conn.sock.fileno(), self._read, conn)
+            conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
+
+    def _stop_reading(self, conn: _Connection) -> None:
+        if conn.reading:
+            conn.reading = False
+            self._loop.remove_reader(conn.sock.fileno())
+        if conn.deadline is not None:
+            conn.deadline.cancel()
+            conn.deadline = None
+
+    def _sign_in_answered(self) -> None:
+        """The callback's outcome is known and its answer written: the worker closes its HTTP client (the
+        connection to the issuer) and ends, and the held requests are answered, in order."""
+        if self._worker is not None:
+            self._worker.stop()
+        self._serving = True
+        while self._serving and self._held:
+            conn, head = self._held.popleft()
+            self._answer(conn, head)
+
+    def _answer(self, conn: _Connection, head: bytes | _Reply) -> None:
+        try:
+            decided, head_only = self._route(head) if isinstance(head, bytes) else (head, False)
+            if isinstance(decided, str):
+                self._loop.create_task(self._answer_after_sign_in(conn, self._start_sign_in(decided), head_only))
+            else:
+                self._send(conn, decided, head_only)
+        except Exception as exc:  # the last-resort handler (security H9): a bug must not hang the attempt
+            self._internal_error(conn, exc)
+
+    async def _answer_after_sign_in(
+        self, conn: _Connection, signed_in: asyncio.Future[_SignedIn], head_only: bool
+    ) -> None:
+        try:
+            reply = await self._answer_when_signed_in(signed_in)
+            if reply is None:
+                self._close(conn)
+            else:
+                self._send(conn, reply, head_only)
+        except asyncio.CancelledError:
+            self._close(conn)  # the attempt ended while the exchange ran: nobody waits for this answer
+        except Exception as exc:  # the last-resort handler (security H9)
+            self._internal_error(conn, exc)
+
+    def _send(self, conn: _Connection, reply: _Reply, head_only: bool) -> None:
+        data = self._encode(reply, head_only)
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)  # reset by the client: nobody to answer
+            return
+        conn.page = reply if reply.page else None
+        if sent == len(data):
+            self._written(conn)
+            return
+        conn.unsent = data[sent:]
+        self._loop.add_writer(conn.sock.fileno(), self._write, conn)
+        conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
+
+    def _write(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        conn.unsent = conn.unsent[sent:]
+        if not conn.unsent:
+            self._loop.remove_writer(conn.sock.fileno())
+            try:
+                self._written(conn)
+            except Exception as exc:  # the last-resort handler (security H9)
+                self._internal_error(conn, exc)
+
+    def _written(self, conn: _Connection) -> None:
+        page, conn.page = conn.page, None
+        try:
+            # What the client sent after the head (a body, never read) would make close() reset the
+            # connection, which can discard the answer before the client has read it.
+            conn.sock.recv(READ_CHUNK)
+        except OSError:
+            pass
+        if page is not None:
+            self._after_page(page)
+        # Closed at the loop's next step, as asyncio's transports do: an outcome this answer brings (a
+        # page, a /cancel) is settled first, so once the client sees the end of the answer the port
+        # already refuses connections (INV-3).
+        self._loop.call_soon(self._close, conn)
+
+    def _close(self, conn: _Connection) -> None:
+        if conn not in self._connections:
+            return
+        self._connections.discard(conn)
+        self._stop_reading(conn)
+        if conn.unsent:
+            self._loop.remove_writer(conn.sock.fileno())
+            conn.unsent = b""
+        conn.sock.close()
+
+    def _internal_error(self, conn: _Connection, exc: Exception) -> None:
         """A generic 500 (no traceback, no detail). Once the state was used, the attempt can no longer
         finish, so it ends with an error instead of waiting for the timeout."""
         self._rejected(reason="internal_error", path="other", http_status=500)
-        if not writer.transport.is_closing():
-            writer.write(self._encode(_plain(500, "Internal Server Error", "Internal Server Error"), False))
+        try:
+            conn.sock.send(self._encode(_plain(500, "Internal Server Error", "Internal Server Error"), False))
+        except OSError:
+            pass
+        self._close(conn)
         if self._consumed:
             failure = LoginError(
                 f"Sign-in failed: internal error in the login server ({type(exc).__name__})",
@@ -607,19 +858,9 @@ class LoginServer:
             events.success_page_served()
             self._settle_success()
 
-    async def _read_and_route(self, reader: asyncio.StreamReader) -> tuple[_Reply | None, bool]:
-        try:
-            # asyncio.timeout, not wait_for: wait_for runs the read as a task of its own, which makes every idle
-            # or junk connection cost the loop more (issue 9 measures 1,000 of each).
-            async with asyncio.timeout(HEAD_DEADLINE_SECONDS):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            self._rejected(reason="too_large", path="other", http_status=431)
-            return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large"), False
-        except (TimeoutError, asyncio.IncompleteReadError):
-            return None, False
-        except ValueError:
-            return _plain(400, "Bad Request", "Bad Request"), False
+    def _route(self, head: bytes) -> tuple[_Reply | str, bool]:
+        """The answer to a request head (and whether it is a HEAD request), or, for the callback that
+        decides the attempt, the authorization code whose exchange gives the answer."""
         line_end = head.find(b"\r\n")
         request_line = head[:line_end]
         if len(request_line) > MAX_REQUEST_LINE:
@@ -666,7 +907,7 @@ class LoginServer:
             if dest is not None and dest not in ("document", "empty"):
                 self._rejected(reason="cross_site", path=path_class, http_status=403)
                 return _plain(403, "Forbidden", "Forbidden"), head_only
-            return await self._handle_callback(query, pasted=False), head_only
+            return self._process_callback(query, pasted=False), head_only
         if path == "/success":
             return self._handle_success(), head_only
         if path == "/cancel":
@@ -674,10 +915,7 @@ class LoginServer:
         return _plain(404, "Not Found", "Not Found"), head_only
 
     def _host_allowed(self, host: str | None) -> bool:
-        if host is None:
-            return False
-        allowed = {f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]")}
-        return host.lower() in allowed
+        return host is not None and host.lower() in self._allowed_hosts
 
     def _encode(self, reply: _Reply, head_only: bool) -> bytes:
         from .pages import SECURITY_HEADERS
@@ -723,10 +961,11 @@ class LoginServer:
         self._loop.call_soon(self._settle_error, LoginCancelled("Login cancelled"), "cancel_request")
         return _Reply(200, "OK", b"Login cancelled")
 
-    async def _handle_callback(self, query: str, *, pasted: bool) -> _Reply:
-        assert self._callback_lock is not None
-        async with self._callback_lock:
-            return await self._process_callback(query, pasted=pasted)
+    async def _handle_pasted(self, query: str) -> _Reply | None:
+        decided = self._process_callback(query, pasted=True)
+        if isinstance(decided, str):
+            return await self._answer_when_signed_in(self._start_sign_in(decided))
+        return decided
 
     def _parse_query(self, query: str) -> dict[str, list[str]] | None:
         if _PERCENT_OK.search(query):
@@ -745,7 +984,11 @@ class LoginServer:
             params.setdefault(key, []).append(value)
         return params
 
-    async def _process_callback(self, query: str, *, pasted: bool) -> _Reply:
+    def _process_callback(self, query: str, *, pasted: bool) -> _Reply | str:
+        """The answer to a callback, or the authorization code to exchange (:meth:`_start_sign_in`).
+
+        Synchronous up to the exchange, so a second callback (or a pasted URL) always finds the state
+        already used by the first one."""
         params = self._parse_query(query)
         if params is None:
             if pasted:
@@ -817,92 +1060,95 @@ class LoginServer:
                 code="missing_authorization_code",
                 description=None,
             )
-        return await self._exchange_and_save(code, notice)
+        self._serving = False  # until this callback's outcome is known (see _read)
+        return code
 
-    async def _exchange_and_save(self, code: str, notice: Callable[[str], None]) -> _Reply:
-        opts = self.options
-        client = await self._http_client()
+    def _start_sign_in(self, code: str) -> asyncio.Future[_SignedIn]:
+        """Hand the exchanges and the save to the worker now, not at the loop's next step behind whatever
+        else is ready. One hand-off to the worker and one back for the whole sign-in (issue 9: each is a
+        thread wake-up on the callback's path)."""
+        assert self._worker is not None
+        notice = self.options.notice or (lambda _line: None)
+        return self._worker.run(lambda client: self._sign_in(client, code, notice))
+
+    async def _answer_when_signed_in(self, signed_in: asyncio.Future[_SignedIn]) -> _Reply | None:
         try:
-            try:
-                tokens = await _in_daemon_thread(
-                    exchange_code_for_tokens,
-                    client,
-                    issuer=opts.issuer,
-                    client_id=opts.client_id,
-                    redirect_uri=self.redirect_uri,
-                    code_verifier=self._pkce.code_verifier,
-                    code=code,
-                )
-            except (TokenEndpointError, TransportError) as err:
-                notice(f"Token exchange error: {sanitize_terminal_text(str(err), 2048)}")
-                events.callback_token_exchange_failed()
-                message = f"Token exchange failed: {err}"
-                failure = err.failure_class
-                return self._terminal_error(
-                    LoginError(sanitize_terminal_text(message, 4096), failure_class=failure),
-                    message=message,
-                    code="token_exchange_failed",
-                    description=None,
-                )
-            from .token_data import TokenDataError, parse_id_token
-
-            try:
-                info = parse_id_token(tokens.id_token)
-            except TokenDataError as err:
-                message = f"Token exchange failed: {err}"
-                events.callback_token_exchange_failed()
-                return self._terminal_error(
-                    LoginError(message, failure_class="invalid_id_token"),
-                    message=message,
-                    code="token_exchange_failed",
-                    description=None,
-                )
-            restriction = workspace_restriction_message(
-                opts.forced_chatgpt_workspace_id, info.chatgpt_account_id
-            )
-            if restriction is not None:
-                notice(f"Workspace restriction error: {restriction}")
-                events.workspace_denied(reason="missing_claim" if not info.chatgpt_account_id else "mismatch")
-                return self._terminal_error(
-                    CallbackError(restriction, failure_class="workspace_restriction"),
-                    message=restriction,
-                    code="workspace_restriction",
-                    description=None,
-                )
-            api_key: str | None = None
-            try:
-                api_key = await _in_daemon_thread(
-                    obtain_api_key,
-                    client,
-                    issuer=opts.issuer,
-                    client_id=opts.client_id,
-                    id_token=tokens.id_token,
-                )
-                events.api_key_exchange_succeeded()
-            except TokenEndpointError as err:
-                events.api_key_exchange_failed(status=str(err.status) if err.status else "none")
-            except TransportError as err:
-                events.api_key_exchange_failed(status=f"transport_{err.transport_kind}")
-            try:
-                saved = await asyncio.to_thread(
-                    self._persist, tokens.id_token, tokens.access_token, tokens.refresh_token, api_key, info
-                )
-            except LoginError as err:
-                notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
-                message = "Sign-in completed but credentials could not be saved locally."
-                return self._terminal_error(
-                    PersistError(f"{message} {err}"),
-                    message=message,
-                    code="persist_failed",
-                    description=str(err),
-                )
+            outcome = await signed_in
         finally:
-            client.close()
-        self._saved = saved
+            # After this answer, which is written in this same loop step.
+            self._loop.call_soon(self._sign_in_answered)
+        if outcome is None:
+            return None
+        if isinstance(outcome, _Failure):
+            return self._terminal_error(
+                outcome.error, message=outcome.message, code=outcome.code, description=outcome.description
+            )
+        self._saved = outcome
         reply = _Reply(302, "Found")
         reply.headers["Location"] = f"http://localhost:{self.actual_port}/success"
-        self._loop.call_later(opts.success_grace, self._settle_success)
+        self._loop.call_later(self.options.success_grace, self._settle_success)
         return reply
+
+    def _sign_in(self, client: HttpClient, code: str, notice: Callable[[str], None]) -> _SignedIn:
+        """The token exchange, the API-key exchange and the save, in a worker thread. None when the attempt
+        ended (cancel, timeout) while a step ran: the next step is not taken, nothing is saved."""
+        opts = self.options
+        try:
+            tokens = exchange_code_for_tokens(
+                client,
+                issuer=opts.issuer,
+                client_id=opts.client_id,
+                redirect_uri=self.redirect_uri,
+                code_verifier=self._pkce.code_verifier,
+                code=code,
+            )
+        except (TokenEndpointError, TransportError) as err:
+            if self.done:
+                return None
+            notice(f"Token exchange error: {sanitize_terminal_text(str(err), 2048)}")
+            events.callback_token_exchange_failed()
+            message = f"Token exchange failed: {err}"
+            failure = LoginError(sanitize_terminal_text(message, 4096), failure_class=err.failure_class)
+            return _Failure(failure, message, "token_exchange_failed", None)
+        if self.done:
+            return None
+        from .token_data import TokenDataError, parse_id_token
+
+        try:
+            info = parse_id_token(tokens.id_token)
+        except TokenDataError as err:
+            message = f"Token exchange failed: {err}"
+            events.callback_token_exchange_failed()
+            return _Failure(
+                LoginError(message, failure_class="invalid_id_token"), message, "token_exchange_failed", None
+            )
+        restriction = workspace_restriction_message(opts.forced_chatgpt_workspace_id, info.chatgpt_account_id)
+        if restriction is not None:
+            notice(f"Workspace restriction error: {restriction}")
+            events.workspace_denied(reason="missing_claim" if not info.chatgpt_account_id else "mismatch")
+            failure = CallbackError(restriction, failure_class="workspace_restriction")
+            return _Failure(failure, restriction, "workspace_restriction", None)
+        api_key: str | None = None
+        failed_status: str | None = None
+        try:
+            api_key = obtain_api_key(client, issuer=opts.issuer, client_id=opts.client_id, id_token=tokens.id_token)
+        except TokenEndpointError as err:
+            failed_status = str(err.status) if err.status else "none"
+        except TransportError as err:
+            failed_status = f"transport_{err.transport_kind}"
+        if self.done:
+            return None
+        if failed_status is None:
+            events.api_key_exchange_succeeded()
+        else:
+            events.api_key_exchange_failed(status=failed_status)
+        try:
+            with _SAVES_IN_FLIGHT:
+                return self._persist(tokens.id_token, tokens.access_token, tokens.refresh_token, api_key, info)
+        except LoginError as err:
+            notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
+            message = "Sign-in completed but credentials could not be saved locally."
+            return _Failure(PersistError(f"{message} {err}"), message, "persist_failed", str(err))
 
     def _persist(
         self, id_token: str, access_token: str, refresh_token: str, api_key: str | None, info: object
@@ -967,11 +1213,6 @@ class LoginServer:
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)
         self._loop.call_soon(self._settle_error, err, None)
         return reply
-
-
-def _close_prepared_client(prepared: concurrent.futures.Future[HttpClient]) -> None:
-    if not prepared.cancelled() and prepared.exception() is None:
-        prepared.result().close()
 
 
 def _bind_with_takeover(
