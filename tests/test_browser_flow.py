@@ -486,6 +486,33 @@ def test_success_saves_credentials_and_logs_the_timeline(
         assert f"login{{attempt={server.attempt_id}}}: " in line
 
 
+def test_success_redirect_is_written_before_the_directory_sync(
+    issuer: ScriptedIssuer, codex_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9: the worker writes the redirect itself and syncs CODEX_HOME after it; the attempt still
+    ends with auth.json saved and its directory synced once."""
+    from codex_login import storage
+
+    events: list[str] = []
+    real = storage._fsync_directory
+
+    def recording(directory: str) -> None:
+        events.append(f"sync {directory}")
+        real(directory)
+
+    monkeypatch.setattr(storage, "_fsync_directory", recording)
+    server = start(codex_home, issuer.url)
+    redirect = callback(server, f"code=abc&state={STATE}", follow=False)
+    events.append(f"redirect {redirect.status_code}")
+    assert redirect.headers["location"] == f"http://localhost:{server.actual_port}/success"
+    assert redirect.headers["connection"] == "close"
+    page = httpx.get(f"http://127.0.0.1:{server.actual_port}/success", timeout=15)
+    assert page.status_code == 200
+    assert isinstance(server.block_until_done(10), LoginSuccess)
+    assert json.loads((codex_home / "auth.json").read_text())["tokens"]["access_token"] == "access-123"
+    assert sorted(events) == ["redirect 302", f"sync {codex_home}"]
+
+
 def test_state_mismatch_keeps_waiting_then_succeeds(
     issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
 ) -> None:

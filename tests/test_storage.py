@@ -596,6 +596,38 @@ def test_save_creates_codex_home_0700_and_file_0600(tmp_path: Path) -> None:
     assert (home / "auth.json").read_text() == AuthDotJson.from_api_key("sk-1").to_pretty_json()
 
 
+def test_directory_sync_runs_in_save_unless_deferred_then_once_in_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsync of CODEX_HOME (which makes the rename durable) is part of save(); a store told to defer
+    it leaves it to sync(), which runs it once. auth.json is complete and in place either way."""
+    synced: list[str] = []
+    real = storage._fsync_directory
+
+    def recording(directory: str) -> None:
+        synced.append(directory)
+        real(directory)
+
+    monkeypatch.setattr(storage, "_fsync_directory", recording)
+    home = tmp_path / "home"
+    FileStore(home).save(AuthDotJson.from_api_key("sk-1"))
+    assert synced == [str(home)]
+    for store in (FileStore(home), AutoStore(home), KeyringStore(home)):
+        synced.clear()
+        store.defer_directory_sync()
+        target = store if isinstance(store, FileStore) else store.file
+        target.save(AuthDotJson.from_api_key("sk-2"))
+        assert synced == []
+        assert json.loads((home / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-2"
+        store.sync()
+        store.sync()
+        assert synced == [str(home)]
+    synced.clear()
+    EphemeralStore(home).sync()  # stores that write no file have nothing to sync
+    FileStore(home).sync()  # nothing saved: nothing to sync
+    assert synced == []
+
+
 def test_existing_codex_home_mode_is_left_alone(tmp_path: Path) -> None:
     home = tmp_path / "existing-home"
     home.mkdir(mode=0o755)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .config import (
@@ -58,6 +58,9 @@ from .http import HttpClient, HttpSettings
 from .oauth import exchange_code_for_tokens, obtain_api_key, token_endpoint_for, url_encode
 from .pkce import PkceCodes, challenge_for, generate_pkce, generate_state
 
+if TYPE_CHECKING:
+    from .storage import CredentialStore
+
 SCOPE = "openid profile email offline_access"
 CALLBACK_PATH = "/auth/callback"
 CALLBACK_PATH_BYTES = CALLBACK_PATH.encode()
@@ -68,6 +71,8 @@ MAX_PARAMS = 64
 HEAD_DEADLINE_SECONDS = 5.0
 READ_CHUNK = 64 * 1024
 ACCEPT_RETRY_SECONDS = 1.0
+DRAIN_SECONDS = 0.05  # at most, for answers still being written when the attempt ends
+DRAIN_POLL_SECONDS = 0.005
 # accept() failures that say "not now" (descriptors or memory exhausted) rather than "not this one".
 _ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 BIND_ATTEMPTS = 10
@@ -152,6 +157,16 @@ class _Failure:
 _SignedIn = LoginSuccess | _Failure | None
 
 
+@dataclass(frozen=True)
+class _Redirected:
+    """A browser callback's sign-in as the worker leaves it: its outcome and, when it succeeded, the redirect
+    the worker wrote itself (``sent`` bytes of ``data``; None: not written, -1: the client was gone)."""
+
+    outcome: _SignedIn
+    data: bytes = b""
+    sent: int | None = None
+
+
 def _plain(status: int, reason: str, text: str) -> _Reply:
     return _Reply(status, reason, text.encode("utf-8"), "text/plain; charset=utf-8")
 
@@ -189,8 +204,7 @@ def oauth_callback_error_message(error_code: str, description: str | None) -> st
     """reference-spec §12.2: the text returned to the caller for an ``error=`` callback."""
     if error_code == "access_denied" and description and "missing_codex_entitlement" in description.lower():
         return (
-            "Codex is not enabled for your workspace. "
-            "Contact your workspace administrator to request access to Codex."
+            "Codex is not enabled for your workspace. Contact your workspace administrator to request access to Codex."
         )
     if description and description.strip():
         return f"Sign-in failed: {description}"
@@ -202,10 +216,7 @@ def workspace_restriction_message(allowed: tuple[str, ...], account_id: str | No
     if not allowed:
         return None
     if not account_id:
-        return (
-            "Login is restricted to a specific workspace, but the token did not include an "
-            "chatgpt_account_id claim."
-        )
+        return "Login is restricted to a specific workspace, but the token did not include an chatgpt_account_id claim."
     if account_id in allowed:
         return None
     if len(allowed) == 1:
@@ -259,24 +270,22 @@ class _Worker:
         finally:
             client.close()
 
-    def run(self, func: Callable[[HttpClient], _T]) -> asyncio.Future[_T]:
-        """Hand ``func(client)`` to the worker thread now, in the caller's context; its outcome, to await."""
+    def run(
+        self,
+        func: Callable[[HttpClient], _T],
+        then: Callable[[Callable[[], _T]], None],
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand ``func(client)`` to the worker thread now, in the caller's context. ``then`` gets its outcome
+        (a function returning its value or raising its exception) on the caller's loop; ``after`` runs in
+        the worker once ``then`` is scheduled (work the answer need not wait for)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[_T] = loop.create_future()
         context = contextvars.copy_context()
-
-        def settle(outcome: Callable[[], _T]) -> None:
-            if future.done():
-                return  # cancelled: the attempt ended while the call was running
-            try:
-                future.set_result(outcome())
-            except BaseException as err:
-                future.set_exception(err)
 
         def job(client: HttpClient) -> None:
             try:
                 value = context.run(func, client)
-            except BaseException as err:  # handed to the awaiting coroutine, which decides what it means
+            except BaseException as err:  # handed to ``then``, which decides what it means
                 failure = err
 
                 def outcome() -> _T:
@@ -287,12 +296,14 @@ class _Worker:
                     return value
 
             try:
-                loop.call_soon_threadsafe(settle, outcome)
+                # A copy: the worker enters ``context`` again for ``after`` while the loop runs ``then``.
+                loop.call_soon_threadsafe(then, outcome, context=context.copy())
             except RuntimeError:
                 pass  # the loop is closed: nobody waits for this answer any more
+            if after is not None:
+                context.run(after)
 
         self._jobs.put(job)
-        return future
 
     def stop(self) -> None:
         """Once what it was given has run, close the client and end the thread."""
@@ -329,7 +340,7 @@ atexit.register(_SAVES_IN_FLIGHT.wait)
 class _Connection:
     """An accepted connection: one request head is read from it, it is answered once, then closed."""
 
-    __slots__ = ("deadline", "page", "reading", "received", "sock", "unsent")
+    __slots__ = ("deadline", "guard", "page", "reading", "received", "sock", "unsent")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -338,6 +349,9 @@ class _Connection:
         self.deadline: asyncio.TimerHandle | None = None  # closes it if the head (or the answer) is too slow
         self.unsent = b""  # the part of the answer the socket has not taken yet
         self.page: _Reply | None = None  # a page whose effect (settling the attempt) follows its delivery
+        # Held while the worker writes the callback's redirect and while the loop closes the socket, so the
+        # worker never writes to a descriptor number the loop has closed (and the system reused).
+        self.guard: threading.Lock | None = None
 
 
 def _targets(head: bytes | _Reply, path: bytes) -> bool:
@@ -430,15 +444,14 @@ class LoginServer:
         self._future: concurrent.futures.Future[LoginSuccess] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
         self._connections: set[_Connection] = set()
-        self._allowed_hosts = frozenset(
-            f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]")
-        )
+        self._allowed_hosts = frozenset(f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]"))
         # False while a callback with the right state is being decided: the other requests wait in _held.
         self._serving = True
         self._held: collections.deque[tuple[_Connection, bytes | _Reply]] = collections.deque()
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         self._saved: LoginSuccess | None = None
+        self._unsynced: CredentialStore | None = None  # saved, its directory not yet synced (worker only)
         # Builds the HTTP client while the browser is away, then runs the sign-in (started by _serve).
         self._worker: _Worker | None = None
         self._ready = threading.Event()
@@ -643,7 +656,15 @@ class LoginServer:
                 self._loop.remove_reader(listener.fileno())
                 listener.close()
         # Let in-flight answers (the terminal page) drain, then stop the loop.
-        self._loop.call_later(0.05, self._shutdown)
+        self._loop.call_soon(self._shutdown_when_drained, self._loop.time() + DRAIN_SECONDS)
+
+    def _shutdown_when_drained(self, deadline: float) -> None:
+        """Stop once no answer is still being written (or at ``deadline``). Usually at once: the answers
+        are small and loopback takes them whole; the process then exits without waiting for nothing."""
+        if self._loop.time() < deadline and any(conn.unsent for conn in self._connections):
+            self._loop.call_later(DRAIN_POLL_SECONDS, self._shutdown_when_drained, deadline)
+            return
+        self._shutdown()
 
     def _shutdown(self) -> None:
         if self._worker is not None:
@@ -758,25 +779,66 @@ class LoginServer:
         try:
             decided, head_only = self._route(head) if isinstance(head, bytes) else (head, False)
             if isinstance(decided, str):
-                self._loop.create_task(self._answer_after_sign_in(conn, self._start_sign_in(decided), head_only))
+                self._sign_in_and_answer(conn, decided, head_only)
             else:
                 self._send(conn, decided, head_only)
         except Exception as exc:  # the last-resort handler (security H9): a bug must not hang the attempt
             self._internal_error(conn, exc)
 
-    async def _answer_after_sign_in(
-        self, conn: _Connection, signed_in: asyncio.Future[_SignedIn], head_only: bool
-    ) -> None:
+    def _sign_in_and_answer(self, conn: _Connection, code: str, head_only: bool) -> None:
+        """Sign in with ``code`` in the worker, which also writes the redirect to ``/success`` when it
+        succeeds: handing the answer back to the loop first would add a thread wake-up, a fifth of a
+        millisecond or more, to the callback (issue 9). The loop then does the bookkeeping
+        (:meth:`_answer_signed_in`), and the worker syncs the directory of the saved auth.json."""
+        assert self._worker is not None
+        notice = self.options.notice or (lambda _line: None)
+        conn.guard = threading.Lock()
+        self._worker.run(
+            lambda client: self._sign_in_and_redirect(client, code, notice, conn, head_only),
+            lambda outcome: self._answer_signed_in(conn, head_only, outcome),
+            self._sync_saved,
+        )
+
+    def _sign_in_and_redirect(
+        self, client: HttpClient, code: str, notice: Callable[[str], None], conn: _Connection, head_only: bool
+    ) -> _Redirected:
+        """In the worker: the sign-in, then, if it saved the credentials, the redirect written to ``conn``."""
+        outcome = self._sign_in(client, code, notice)
+        if not isinstance(outcome, LoginSuccess):
+            return _Redirected(outcome)
+        data = self._encode(self._redirect_to_success(), head_only)
+        assert conn.guard is not None
+        with conn.guard:
+            if self.done or conn.sock.fileno() < 0:
+                return _Redirected(outcome)  # the attempt ended meanwhile: the loop decides
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = -1  # reset by the client
+        return _Redirected(outcome, data, sent)
+
+    def _answer_signed_in(self, conn: _Connection, head_only: bool, outcome: Callable[[], _Redirected]) -> None:
+        """On the loop, once the worker is done with a browser callback: settle what the outcome settles,
+        and answer (or finish answering) the callback."""
         try:
-            reply = await self._answer_when_signed_in(signed_in)
-            if reply is None:
+            redirected = outcome()
+            reply = self._reply_for(redirected.outcome)
+            if redirected.sent is None:
+                if reply is None:
+                    self._close(conn)
+                else:
+                    self._send(conn, reply, head_only)
+            elif redirected.sent < 0:
                 self._close(conn)
             else:
-                self._send(conn, reply, head_only)
-        except asyncio.CancelledError:
-            self._close(conn)  # the attempt ended while the exchange ran: nobody waits for this answer
+                self._sent(conn, redirected.data, redirected.sent)
         except Exception as exc:  # the last-resort handler (security H9)
             self._internal_error(conn, exc)
+        finally:
+            # After this answer, which is written in this same loop step.
+            self._loop.call_soon(self._sign_in_answered)
 
     def _send(self, conn: _Connection, reply: _Reply, head_only: bool) -> None:
         data = self._encode(reply, head_only)
@@ -788,6 +850,10 @@ class LoginServer:
             self._close(conn)  # reset by the client: nobody to answer
             return
         conn.page = reply if reply.page else None
+        self._sent(conn, data, sent)
+
+    def _sent(self, conn: _Connection, data: bytes, sent: int) -> None:
+        """``sent`` bytes of the answer ``data`` are written: finish it now or when the socket takes more."""
         if sent == len(data):
             self._written(conn)
             return
@@ -834,7 +900,11 @@ class LoginServer:
         if conn.unsent:
             self._loop.remove_writer(conn.sock.fileno())
             conn.unsent = b""
-        conn.sock.close()
+        if conn.guard is None:
+            conn.sock.close()
+        else:
+            with conn.guard:
+                conn.sock.close()
 
     def _internal_error(self, conn: _Connection, exc: Exception) -> None:
         """A generic 500 (no traceback, no detail). Once the state was used, the attempt can no longer
@@ -1065,11 +1135,21 @@ class LoginServer:
 
     def _start_sign_in(self, code: str) -> asyncio.Future[_SignedIn]:
         """Hand the exchanges and the save to the worker now, not at the loop's next step behind whatever
-        else is ready. One hand-off to the worker and one back for the whole sign-in (issue 9: each is a
-        thread wake-up on the callback's path)."""
+        else is ready (a pasted URL; the browser's callback takes :meth:`_sign_in_and_answer`)."""
         assert self._worker is not None
         notice = self.options.notice or (lambda _line: None)
-        return self._worker.run(lambda client: self._sign_in(client, code, notice))
+        future: asyncio.Future[_SignedIn] = self._loop.create_future()
+
+        def settle(outcome: Callable[[], _SignedIn]) -> None:
+            if future.done():
+                return  # cancelled: the attempt ended while the call was running
+            try:
+                future.set_result(outcome())
+            except BaseException as err:
+                future.set_exception(err)
+
+        self._worker.run(lambda client: self._sign_in(client, code, notice), settle, self._sync_saved)
+        return future
 
     async def _answer_when_signed_in(self, signed_in: asyncio.Future[_SignedIn]) -> _Reply | None:
         try:
@@ -1077,6 +1157,11 @@ class LoginServer:
         finally:
             # After this answer, which is written in this same loop step.
             self._loop.call_soon(self._sign_in_answered)
+        return self._reply_for(outcome)
+
+    def _reply_for(self, outcome: _SignedIn) -> _Reply | None:
+        """The answer to a callback whose sign-in came back with ``outcome`` (None: nobody to answer); a
+        success is remembered for ``/success``, a failure settles the attempt."""
         if outcome is None:
             return None
         if isinstance(outcome, _Failure):
@@ -1084,10 +1169,21 @@ class LoginServer:
                 outcome.error, message=outcome.message, code=outcome.code, description=outcome.description
             )
         self._saved = outcome
+        self._loop.call_later(self.options.success_grace, self._settle_success)
+        return self._redirect_to_success()
+
+    def _redirect_to_success(self) -> _Reply:
         reply = _Reply(302, "Found")
         reply.headers["Location"] = f"http://localhost:{self.actual_port}/success"
-        self._loop.call_later(self.options.success_grace, self._settle_success)
         return reply
+
+    def _sync_saved(self) -> None:
+        """In the worker, after the answer: make the saved auth.json's rename durable (the directory's
+        fsync, see :meth:`CredentialStore.defer_directory_sync`)."""
+        store, self._unsynced = self._unsynced, None
+        if store is not None:
+            with _SAVES_IN_FLIGHT:
+                store.sync()
 
     def _sign_in(self, client: HttpClient, code: str, notice: Callable[[str], None]) -> _SignedIn:
         """The token exchange, the API-key exchange and the save, in a worker thread. None when the attempt
@@ -1158,6 +1254,7 @@ class LoginServer:
 
         assert isinstance(info, IdTokenInfo)
         store = create_store(self.options.codex_home, StoreMode(self.options.store_mode))
+        store.defer_directory_sync()
         auth = AuthDotJson(
             auth_mode=AuthMode.CHATGPT,
             openai_api_key=api_key,
@@ -1180,13 +1277,12 @@ class LoginServer:
             )
             raise
         except OSError as err:
-            events.credentials_not_saved(
-                store=self.options.store_mode, error_class=type(err).__name__, errno=err.errno
-            )
+            events.credentials_not_saved(store=self.options.store_mode, error_class=type(err).__name__, errno=err.errno)
             raise PersistError(f"failed to save credentials: {err.strerror}") from None
         for warning in getattr(store, "warnings", []):
             if self.options.notice:
                 self.options.notice(sanitize_terminal_text(str(warning), 1024))
+        self._unsynced = store
         events.credentials_saved(store=where)
         return LoginSuccess(
             store=where,
@@ -1196,9 +1292,7 @@ class LoginServer:
             attempt_id=self.attempt_id,
         )
 
-    def _terminal_error(
-        self, err: LoginError, *, message: str, code: str | None, description: str | None
-    ) -> _Reply:
+    def _terminal_error(self, err: LoginError, *, message: str, code: str | None, description: str | None) -> _Reply:
         from .diagnostics.advice import advice_for
         from .pages import HTML_CONTENT_TYPE, render_error_page
 
@@ -1215,9 +1309,7 @@ class LoginServer:
         return reply
 
 
-def _bind_with_takeover(
-    options: ServerOptions, notice: Callable[[str], None]
-) -> tuple[list[socket.socket], bool, int]:
+def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -> tuple[list[socket.socket], bool, int]:
     """reference-spec §4.3 plus the 1457 fallback (§20): cancel a previous server, retry, fall back."""
     ports = [options.port]
     if options.port == DEFAULT_PORT:
@@ -1287,9 +1379,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             events.finished(outcome="error", failure_class=err.failure_class, duration_ms=0, flow="browser")
             raise
         server = LoginServer(options, sockets, fallback=fallback, attempts=attempts, attempt_id=attempt_id)
-        events.server_bound(
-            port=server.actual_port, addresses=server.addresses, fallback=fallback, attempts=attempts
-        )
+        events.server_bound(port=server.actual_port, addresses=server.addresses, fallback=fallback, attempts=attempts)
         server._start()
         if options.open_browser:
             _open_browser_in_background(server, options)
