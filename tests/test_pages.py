@@ -263,11 +263,8 @@ def test_substitution_is_one_pass() -> None:
     assert page.count("Sign-in could not be completed") == 1
     assert "What to try next" not in page
 
-    success = render_success_page(
-        attempt_id="__SETUP_URL__", email="__PLAN__", plan="__EMAIL__", needs_setup=False, platform_url="x"
-    )
-    assert '<dd dir="ltr">__PLAN__</dd>' in success
-    assert ">__EMAIL__</span>" in success
+    success = render_success_page(attempt_id="__SETUP_URL__", plan="__PLAN__", needs_setup=False, platform_url="x")
+    assert ">__PLAN__</span>" in success
     assert '<code dir="ltr">__SETUP_URL__</code>' in success
     assert urls_in(success) == []
 
@@ -366,7 +363,6 @@ def test_any_text_keeps_the_page_structure(message: str, code: str | None, descr
 def test_success_page_copy() -> None:
     page = render_success_page(
         attempt_id=ATTEMPT,
-        email="jane@example.com",
         plan="plus",
         needs_setup=False,
         platform_url=platform_url_for("https://auth.openai.com"),
@@ -375,8 +371,8 @@ def test_success_page_copy() -> None:
     assert "<h1>Signed in to Codex</h1>" in page
     assert "You may now close this page" in page
     assert f'Attempt <code dir="ltr">{ATTEMPT}</code>' in page
-    assert "jane@example.com" in page
     assert ">plus</span>" in page
+    assert "Account" not in page  # no identity claim in the browser, only the plan
     assert "Finish setting up your API organization" not in page
     assert urls_in(page) == []
     parser = parse(page)
@@ -386,7 +382,7 @@ def test_success_page_copy() -> None:
 
 def test_success_page_minimal() -> None:
     page = render_success_page(
-        attempt_id=ATTEMPT, email=None, plan=None, needs_setup=False, platform_url="https://platform.openai.com"
+        attempt_id=ATTEMPT, plan=None, needs_setup=False, platform_url="https://platform.openai.com"
     )
     assert "<dl" not in page
     assert "Account" not in page
@@ -398,7 +394,6 @@ def test_success_page_minimal() -> None:
 def test_success_page_setup_link_has_no_token() -> None:
     page = render_success_page(
         attempt_id=ATTEMPT,
-        email="owner@example.com",
         plan="team",
         needs_setup=True,
         platform_url=platform_url_for("https://auth.openai.com"),
@@ -418,7 +413,6 @@ def test_success_page_setup_link_has_no_token() -> None:
 def test_success_page_other_issuer_uses_other_platform() -> None:
     page = render_success_page(
         attempt_id=ATTEMPT,
-        email=None,
         plan=None,
         needs_setup=True,
         platform_url=platform_url_for("http://127.0.0.1:5555"),
@@ -439,12 +433,12 @@ def test_success_page_other_issuer_uses_other_platform() -> None:
 )
 def test_success_page_refuses_odd_platform_urls(platform_url: str) -> None:
     with pytest.raises(ValueError):
-        render_success_page(attempt_id=ATTEMPT, email=None, plan=None, needs_setup=True, platform_url=platform_url)
+        render_success_page(attempt_id=ATTEMPT, plan=None, needs_setup=True, platform_url=platform_url)
 
 
 def test_success_page_trailing_slash_platform() -> None:
     page = render_success_page(
-        attempt_id=ATTEMPT, email=None, plan=None, needs_setup=True, platform_url="https://platform.openai.com/"
+        attempt_id=ATTEMPT, plan=None, needs_setup=True, platform_url="https://platform.openai.com/"
     )
     assert urls_in(page) == ["https://platform.openai.com/org-setup"]
 
@@ -452,8 +446,7 @@ def test_success_page_trailing_slash_platform() -> None:
 def test_success_page_escapes_claims() -> None:
     page = render_success_page(
         attempt_id=ATTEMPT,
-        email='"><script>alert(1)</script>@example.com',
-        plan="<img src=x onerror=alert(1)>",
+        plan='"><script>alert(1)</script><img src=x onerror=alert(1)>',
         needs_setup=True,
         platform_url="https://platform.openai.com",
     )
@@ -461,7 +454,7 @@ def test_success_page_escapes_claims() -> None:
     assert "script" not in parser.tags
     assert "img" not in parser.tags
     assert not [name for _, name, _ in parser.attrs if name.lower().startswith("on")]
-    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;@example.com" in page
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
 
 
 def test_platform_url_for_is_an_exact_comparison() -> None:

@@ -198,8 +198,8 @@ def _template(name: str) -> _Template:
     return _Template(
         name,
         text,
-        placeholders=frozenset({"EMAIL", "PLAN", "SETUP_URL", "ATTEMPT_ID"}),
-        sections=frozenset({"summary", "email", "plan", "setup", "attempt"}),
+        placeholders=frozenset({"PLAN", "SETUP_URL", "ATTEMPT_ID"}),
+        sections=frozenset({"summary", "plan", "setup", "attempt"}),
     )
 
 
@@ -257,20 +257,20 @@ _PLATFORM_URL_RE: Final = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
 def render_success_page(
     *,
     attempt_id: str,
-    email: str | None,
     plan: str | None,
     needs_setup: bool,
     platform_url: str,
 ) -> str:
-    """The page ``/success`` serves once this attempt has saved credentials.
+    """The page ``/success`` serves once this attempt has saved credentials: the plan and the attempt ID.
+
+    Never the account's email or name: no identity claim of the ID token is shown in the browser, where any
+    local process can fetch ``/success`` while the grace period lasts.
 
     With ``needs_setup`` it adds the reference's "finish setting up your API organization" copy and a plain
     link to ``{platform_url}/org-setup``: no token, no query. ``platform_url`` must come from
     :func:`platform_url_for` (an ``https`` origin); anything else raises :class:`ValueError`.
     """
     enabled: set[str] = set()
-    if email:
-        enabled.update(("summary", "email"))
     if plan:
         enabled.update(("summary", "plan"))
     if attempt_id:
@@ -283,7 +283,6 @@ def render_success_page(
         setup_url = origin + "/org-setup"
         enabled.add("setup")
     values = {
-        "EMAIL": page_text(email or ""),
         "PLAN": page_text(plan or ""),
         "SETUP_URL": html_escape(setup_url),
         "ATTEMPT_ID": page_text(attempt_id),

@@ -583,7 +583,6 @@ class LoginServer:
         )
         render_success_page(
             attempt_id=self.attempt_id,
-            email=None,
             plan=None,
             needs_setup=False,
             platform_url=platform_url_for(self.options.issuer),
@@ -1013,7 +1012,6 @@ class LoginServer:
 
         page = render_success_page(
             attempt_id=self.attempt_id,
-            email=saved.email,
             plan=saved.plan,
             needs_setup=False,
             platform_url=platform_url_for(self.options.issuer),

@@ -248,7 +248,7 @@ def test_browser_sign_in_end_to_end(
     assert agent.actions == ["login", "consent"]
     assert agent.final_url == f"http://localhost:{port}/success" and agent.status == 200
     assert "Signed in to Codex" in agent.text
-    assert "grace@example.com" in agent.text and "Pro" in agent.text
+    assert "Pro" in agent.text and "grace@example.com" not in agent.text  # the plan, never an identity claim
     save_screenshot(agent, "success-page")
 
     # The log: the whole timeline, in order, under one attempt span; the page shows the same attempt ID.

@@ -170,8 +170,8 @@ def standard_canaries() -> CanarySet:
     c.add("refresh_token", "CNRYref")
     c.add("api_key", "sk-proj-CNRYkey")
     c.add("old_api_key", "sk-old-CNRYold")
-    # The success page greets the user by email (DECISIONS §4 lists no ban on it); nowhere else.
-    c.add("email", "cnry", suffix="@example.invalid", allowed=(PAGE,))
+    # No identity claim appears anywhere but auth.json: not even the success page shows the email.
+    c.add("email", "cnry", suffix="@example.invalid", allowed=())
     c.add("account_id", "cnryacct")
     c.add("signature", "CNRYsig")
     payload = {
