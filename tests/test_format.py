@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
+import random
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codex_login.diagnostics import format as format_module
 from codex_login.diagnostics.format import (
     FIELD_VALUE_LIMIT,
     LINE_LIMIT,
@@ -41,6 +45,7 @@ from codex_login.diagnostics.record import (
     emit,
 )
 from codex_login.diagnostics.redact import scrub_all
+from tests.support.format_golden import FIXTURE, decode_value, golden_scrubber, render_case
 
 
 def ts(text: str) -> float:
@@ -384,6 +389,42 @@ def test_timestamp_is_utc_microseconds_z() -> None:
     assert format_timestamp(1e300) == "9999-12-31T23:59:59.999999Z"
     assert format_timestamp(float("nan")) == "0001-01-01T00:00:00.000000Z"
     assert format_timestamp(-62135596800.0) == "0001-01-01T00:00:00.000000Z"
+
+
+def _datetime_timestamp(created: float) -> str:
+    """What format_timestamp wrote through datetime for every instant from 1970 to 9999."""
+    return datetime.fromtimestamp(created, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_timestamp_fast_path_rounds_like_datetime_at_every_edge() -> None:
+    rng = random.Random(9)
+    edges = [0.0, 5e-7, 1.5e-6, 0.9999995, 0.9999994999999999, 1e-7, 253402300798.99997, 253402300798.5]
+    edges += [float(s) + f for s in (1772834943, 2**31, 2**32) for f in (0.0, 0.4999995, 0.5000005, 0.9999995)]
+    edges += [
+        rng.randint(0, 253402300798) + rng.randint(0, 999_999) / 1e6 + rng.choice((0.0, 5e-7)) for _ in range(3000)
+    ]
+    edges += [rng.uniform(0, 253402300799) for _ in range(3000)] + [rng.uniform(1.7e9, 1.8e9) for _ in range(3000)]
+    for created in edges:
+        assert format_timestamp(created) == _datetime_timestamp(created), created.hex()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=0.0, max_value=253402300799.0, exclude_max=True))
+def test_timestamp_fast_path_is_datetime(created: float) -> None:
+    assert format_timestamp(created) == _datetime_timestamp(created)
+
+
+def test_timestamp_outside_the_fast_path_keeps_its_limits() -> None:
+    assert format_timestamp(253402300799.0) == "9999-12-31T23:59:59.000000Z"
+    assert format_timestamp(253402300800.0) == "9999-12-31T23:59:59.999999Z"  # past 9999: the last microsecond
+    assert format_timestamp(10.0**30) == "9999-12-31T23:59:59.999999Z"
+    assert format_timestamp(-1.5) == "1969-12-31T23:59:58.500000Z"
+    assert format_timestamp(-4e-7) == "1970-01-01T00:00:00.000000Z"
+    assert format_timestamp(-59011459200.25) == "0099-12-31T23:59:59.750000Z"
+    assert format_timestamp(float("inf")) == "9999-12-31T23:59:59.999999Z"
+    assert format_timestamp(float("-inf")) == "0001-01-01T00:00:00.000000Z"
+    assert format_timestamp(1772834943) == "2026-03-06T22:09:03.000000Z"  # an int, not a record's float
+    assert format_timestamp(True) == "1970-01-01T00:00:01.000000Z"
 
 
 @pytest.fixture
@@ -733,3 +774,127 @@ def test_long_values_stay_within_limits_and_parse(long_value: str, display: bool
             assert long_value.startswith(got[:-1])
         else:
             assert got == expected_text_value(value)
+
+
+# ------------------------------------------------------------------------------------------------ fast paths (issue 9)
+
+
+@functools.cache
+def golden() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="ascii"))
+    return loaded
+
+
+def test_golden_lines_are_byte_for_byte_what_the_plain_renderer_wrote() -> None:
+    """120 generated events (controls, bidi, surrogates, quotes, backslashes, ambiguous spaces, values near the
+    caps, big ints, floats, odd names, odd targets and attempts, secrets) rendered before the fast paths."""
+    scrubber = golden_scrubber()
+    cases = golden()["lines"]
+    assert len(cases) == 120
+    for index, case in enumerate(cases):
+        text, json_line = render_case(case, scrubber)
+        assert text == case["text"], index
+        assert json_line == case["json"], index
+
+
+def test_golden_lines_read_back() -> None:
+    """The reader takes every golden line, and the JSON lines are exactly json.dumps's spelling."""
+    for index, case in enumerate(golden()["lines"]):
+        parsed = parse_text_line(case["text"])
+        if case["target"][:256]:  # the head needs a target
+            assert parsed is not None, index
+            assert parsed.level == level_label(case["levelno"]).strip()
+        obj = json.loads(case["json"])
+        assert json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False) == case["json"], index
+        assert parse_json_line(case["json"]) is not None
+
+
+def test_golden_timestamps() -> None:
+    for created, expected in golden()["timestamps"]:
+        assert format_timestamp(decode_value(created)) == expected, created
+
+
+def test_escape_shortcut_never_skips_a_character_of_the_escape_class() -> None:
+    """The shortcut trusts str.isprintable for everything but backslash and quote: check every code point."""
+    escapes = re.compile(format_module._NEEDS_ESCAPE_SRC)
+    for code in range(0x110000):
+        ch = chr(code)
+        if escapes.match(ch):
+            assert ch in '\\"' or not ch.isprintable(), hex(code)
+            assert not format_module._needs_no_escape(ch), hex(code)
+
+
+@settings(max_examples=500, deadline=None)
+@given(message=ANY_TEXT, fields=FIELDS, attempt=st.one_of(st.none(), ANY_TEXT))
+def test_json_line_is_json_dumps_spelling(message: str, fields: dict[str, FieldValue], attempt: str | None) -> None:
+    line = render_json_line(
+        created=1772834943.431699,
+        levelno=20,
+        target="codex_login::server",
+        message=message,
+        fields=fields,
+        attempt=attempt,
+        scrubber=scrub_all,
+    )
+    assert json.dumps(json.loads(line), ensure_ascii=True, separators=(",", ":"), allow_nan=False) == line
+
+
+def test_json_repeated_field_names_keep_the_first_place_and_the_last_value() -> None:
+    line = render_json_line(
+        created=0.0,
+        levelno=20,
+        target="t",
+        message="m",
+        fields=[("a", 1), ("MESSAGE", "x"), ("b", True), ("A", 2), ("message_", 3), ("truncated", 4)],
+    )
+    assert '"fields":{"message":"m","a":2,"message_":3,"b":true,"truncated":4}' in line
+
+
+def test_memo_tables_stay_small_and_right_for_any_input() -> None:
+    fields: list[tuple[str, FieldValue]] = [(f"Name {i}", i) for i in range(600)]
+    for i in range(600):
+        line = render_text_line(
+            created=0.0, levelno=20, target=f"t{i}", message=f"m {i}", attempt=f"la {i}", fields=fields[i : i + 1]
+        )
+        assert line == f"1970-01-01T00:00:00.000000Z  INFO login{{attempt=la\\u{{20}}{i}}}: t{i}: m {i} name_{i}={i}"
+    assert len(format_module._FIELD_NAMES) <= 256 and len(format_module._FIELD_KEYS) <= 256
+    assert len(format_module._HEADS) <= 256 and len(format_module._MESSAGES) <= 256
+
+
+def _log_like_before(logger: logging.Logger, level: int, message: str, fields: dict[str, FieldValue]) -> None:
+    """What emit did before issue 9."""
+    logger.log(level, message, extra={FIELDS_ATTR: dict(fields), ATTEMPT_ATTR: None}, stacklevel=2)
+
+
+def test_emitted_record_is_the_one_logger_log_made() -> None:
+    logger = logging.getLogger("codex_login.test_format_record")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    class OnlyFirst(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.getMessage() != "dropped"
+
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.addFilter(OnlyFirst())
+    logger.setLevel(logging.INFO)
+    try:
+        fields: dict[str, FieldValue] = {"path": Display("/p"), "n": 1}
+        for log in (_log_like_before, emit):  # both from this one line of this function
+            log(logger, logging.INFO, "m", fields)
+        emit(logger, logging.INFO, "dropped")
+        emit(logger, logging.DEBUG, "below the level")
+    finally:
+        logger.removeHandler(handler)
+        logger.filters.clear()
+        logger.setLevel(logging.NOTSET)
+    before, now = records
+    assert now.funcName == "test_emitted_record_is_the_one_logger_log_made" and now.pathname == __file__
+    timing = {"created", "msecs", "relativeCreated"}
+    assert {k: v for k, v in vars(now).items() if k not in timing} == {
+        k: v for k, v in vars(before).items() if k not in timing
+    }

@@ -578,6 +578,24 @@ def test_rotation_keeps_n_backups(tmp_path: Path, handles: list[LoginLogHandle])
     assert err.getvalue() == "" and handle.active
 
 
+def test_rotation_counts_what_other_processes_appended(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
+    """The size checked before each write is the file's, not what this handler wrote (issue 9 reads it with
+    lseek instead of fstat): another codex-login appending to the same log pushes it to rotation too."""
+    handle, err = start(handles, tmp_path / "log", max_bytes=2000, backups=1)
+    callback_event(i=0)
+    assert handle.path is not None
+    other = os.open(handle.path, os.O_WRONLY | os.O_APPEND)  # another process's descriptor of the same file
+    try:
+        os.write(other, b"x" * 1800 + b"\n")
+    finally:
+        os.close(other)
+    callback_event(i=1)
+    rotated = (tmp_path / "log" / f"{LOG_FILE_NAME}.1").read_bytes()
+    assert rotated.endswith(b"x" * 1800 + b"\n") and rotated.count(b"\n") == 2
+    assert [p.fields["i"] for p in parsed_lines(handle.path)] == [1]
+    assert err.getvalue() == "" and handle.active
+
+
 def test_rotation_without_backups_starts_over(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
     handle, _ = start(handles, tmp_path / "log", max_bytes=1000, backups=0)
     for i in range(50):

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codex_login.diagnostics.redact import (
+    _SECRET_PATTERNS,
     EXTRA_SENSITIVE_KEYS,
     INVALID_URL,
     SECRETS,
@@ -30,6 +31,7 @@ from codex_login.diagnostics.redact import (
     scrub_all,
     scrub_patterns,
 )
+from tests.support.format_golden import FIXTURE, golden_scrubber
 
 # ------------------------------------------------------------------------------------------------ keys
 
@@ -389,6 +391,72 @@ def _jwt() -> str:
 )
 def test_scrub_patterns(text: str, expected: str) -> None:
     assert scrub_patterns(text) == expected
+
+
+def test_scrub_patterns_golden() -> None:
+    """Generated texts scrubbed before issue 9 gave scrub_patterns its pre-checks (tests/support/format_golden.py)."""
+    scrubber = golden_scrubber()
+    cases = json.loads(FIXTURE.read_text(encoding="ascii"))["scrubs"]
+    assert len(cases) == 120
+    for text, patterns_only, with_registry in cases:
+        assert scrub_patterns(text) == patterns_only, text
+        assert scrubber(text) == with_registry, text
+
+
+def _every_pattern(text: str) -> str:
+    """scrub_patterns without its pre-checks: each pattern substituted unconditionally, in order."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+_SCRUB_PIECES = st.sampled_from(
+    [
+        "bearer",
+        "Bearer",
+        "BEARER",
+        "bEaReR",
+        "beaſer",
+        "ſ",
+        "\u212a",
+        " ",
+        "\t",
+        "\u00a0",
+        "\u2003",
+        "abc.DEF",
+        "==",
+        "/",
+        "//",
+        "@",
+        "u:p@",
+        "eyJ",
+        ".",
+        "sk-",
+        "x" * 16,
+        "\u0130",
+        "\u212b",
+        "ß",
+        "-",
+        "_",
+        "\ud800",
+    ]
+)
+_SCRUB_TEXT = st.lists(st.one_of(_SCRUB_PIECES, st.text(max_size=4)), max_size=12).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_SCRUB_TEXT)
+def test_scrub_pre_checks_skip_only_patterns_that_cannot_match(text: str) -> None:
+    assert scrub_patterns(text) == _every_pattern(text)
+
+
+def test_bearer_pre_check_sees_every_spelling_the_pattern_matches() -> None:
+    """(?i) also matches non-ASCII case partners ('ſ' for s, the Kelvin sign for k); b, e, a and r have none,
+    so a match is always ASCII letters, which lower() turns into "bearer"."""
+    for letter in "bear":
+        pattern = re.compile("(?i)" + letter)
+        partners = {chr(code) for code in range(0x110000) if pattern.fullmatch(chr(code))}
+        assert partners == {letter, letter.upper()}
 
 
 def test_secret_registry_scrubs_every_encoded_form() -> None:

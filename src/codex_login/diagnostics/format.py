@@ -61,7 +61,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from codex_login.diagnostics.record import Display, FieldValue, attempt_of, fields_of, target_of
 
@@ -102,6 +102,18 @@ Scrubber = Callable[[str], str]
 _UTC: Final = UTC
 _MAX_TIMESTAMP: Final = "9999-12-31T23:59:59.999999Z"
 _MIN_TIMESTAMP: Final = "0001-01-01T00:00:00.000000Z"
+_LAST_SECOND_OF_9999: Final = 253402300799.0  # 9999-12-31T23:59:59Z
+# The whole second last formatted and its "2026-03-06T22:09:03." text.
+_LAST_SECOND: list[tuple[int, str]] = [(-1, "")]
+# Memo tables of pure functions of strings (field names, line heads, messages), for the catalogue's
+# constants (issue 9); capped so that odd input cannot grow them.
+_CACHE_LIMIT: Final = 256
+_MEMO_TEXT_LIMIT: Final = 128  # the longest catalogue message is under 100 characters
+_FIELD_NAMES: dict[str, str] = {}
+_FIELD_KEYS: dict[str, str] = {}
+_HEADS: dict[tuple[int, str, str | None], str] = {}
+_MESSAGES: dict[str, str] = {}
+_JSON_QUOTE: list[Callable[[str], str] | None] = [None]  # json's string encoder, once the first JSON line needs it
 
 # --------------------------------------------------------------------------------------------- escaping
 
@@ -131,20 +143,36 @@ def _escape_char(match: re.Match[str]) -> str:
     return simple if simple is not None else f"\\u{{{ord(ch):x}}}"
 
 
+def _needs_no_escape(text: str) -> bool:
+    """``True`` only when the escape class cannot match ``text`` (issue 9: most values are plain ASCII).
+
+    Exact as a shortcut: every character of the class other than ``\\`` and ``"`` is a control, format,
+    line/paragraph separator or surrogate, none of which ``str.isprintable`` accepts (a test checks every
+    code point). ``False`` only means "run the substitution", which stays the one definition.
+    """
+    return text.isprintable() and "\\" not in text and '"' not in text
+
+
 def escape_debug(text: str) -> str:
     """Rust ``Debug`` escaping of ``text`` without the surrounding quotes (never contains a control char)."""
+    if _needs_no_escape(text):
+        return text
     return _pattern(_NEEDS_ESCAPE_SRC).sub(_escape_char, text)
 
 
 def _escape_unquoted(text: str) -> str:
-    escaped = _pattern(_NEEDS_ESCAPE_SRC).sub(_escape_char, text)
-    if " " in escaped:
+    escaped = text if _needs_no_escape(text) else _pattern(_NEEDS_ESCAPE_SRC).sub(_escape_char, text)
+    # Both alternatives of the ambiguous-space rule need a "=" or a "…" after the space, and no escape
+    # writes either, so text without them has nothing to rewrite.
+    if " " in escaped and ("=" in escaped or TRUNCATION_MARK in escaped):
         escaped = _AMBIGUOUS_SPACE.sub(lambda _m: _SPACE_ESCAPE, escaped)
     return escaped
 
 
-def _escape_token(text: str, source: str) -> str:
-    """Escape, also writing spaces and a brace as ``\\u{..}`` (one pass): for the target and attempt."""
+def _escape_token(text: str, source: str, brace: str) -> str:
+    """Escape, also writing spaces and ``brace`` as ``\\u{..}`` (one pass): for the target and attempt."""
+    if _needs_no_escape(text) and " " not in text and brace not in text:
+        return text  # the usual target or attempt ID: no compiling of the class for a process's first event
     return _pattern(source).sub(_escape_char, text)
 
 
@@ -188,6 +216,23 @@ def _cap_quoted(text: str, limit: int) -> str:
 
 
 def _field_name(name: str) -> str:
+    rendered = _FIELD_NAMES.get(name)
+    if rendered is None:
+        rendered = _fix_field_name(name)
+        if len(_FIELD_NAMES) < _CACHE_LIMIT:
+            _FIELD_NAMES[name] = rendered
+    return rendered
+
+
+def _field_key(name: str) -> str:
+    """`` name=``: what precedes a field's value in a text line."""
+    key = " " + _field_name(name) + "="
+    if len(_FIELD_KEYS) < _CACHE_LIMIT:
+        _FIELD_KEYS[name] = key
+    return key
+
+
+def _fix_field_name(name: str) -> str:
     if _NAME_RE.match(name) is None:
         fixed = _NAME_BAD_CHARS.sub("_", name.lower())
         if not fixed or not (fixed[0].isalpha() or fixed[0] == "_"):
@@ -206,6 +251,26 @@ def _cap_plain(text: str, limit: int) -> str:
 
 def format_timestamp(created: float) -> str:
     """``created`` (seconds since the epoch) as ``2026-03-06T22:09:03.431699Z``, always UTC."""
+    if type(created) is float and 0.0 <= created < _LAST_SECOND_OF_9999:
+        # issue 9: datetime + strftime cost ~4 us per event; only the microseconds change within a second.
+        # The split and the rounding are datetime.fromtimestamp's own: modf, then the microseconds rounded
+        # half to even (float.__round__ and _PyTime_RoundHalfEven are the same function), carried into the
+        # seconds at 1_000_000. The range keeps the carry inside year 9999 and away from negative fractions.
+        fraction, whole = math.modf(created)
+        micros = round(fraction * 1e6)
+        seconds = int(whole)
+        if micros >= 1_000_000:
+            micros -= 1_000_000
+            seconds += 1
+        cached_seconds, head = _LAST_SECOND[0]
+        if cached_seconds != seconds:
+            head = datetime.fromtimestamp(seconds, tz=_UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            _LAST_SECOND[0] = (seconds, head)  # one tuple, swapped whole: safe to read from any thread
+        return f"{head}{micros:06d}Z"
+    return _format_timestamp_slow(created)
+
+
+def _format_timestamp_slow(created: float) -> str:
     try:
         moment = datetime.fromtimestamp(created, tz=_UTC)
     except (OverflowError, ValueError, OSError):
@@ -252,9 +317,7 @@ def _scrubbed(value: str, scrubber: Scrubber | None) -> str:
     return scrubber(value) if scrubber is not None else value
 
 
-def _text_value(value: object, limit: int, scrubber: Scrubber | None) -> str | None:
-    if value is None:
-        return None
+def _text_value(value: object, limit: int, scrubber: Scrubber | None) -> str:
     if isinstance(value, Display):
         return _render_unquoted(_scrubbed(str.__str__(value), scrubber), limit)
     if isinstance(value, str):
@@ -266,6 +329,34 @@ def _text_value(value: object, limit: int, scrubber: Scrubber | None) -> str | N
     if isinstance(value, float):
         return _render_unquoted(float.__repr__(value), limit)
     return _render_unquoted(_scrubbed(str(value), scrubber), limit)
+
+
+def _text_head(levelno: int, target: str, attempt: str | None) -> str:
+    """`` INFO login{attempt=la_..}: codex_login::server: ``: what follows the timestamp, the same for
+    every event of one attempt and logger (issue 9: escaping it took two substitutions per event)."""
+    key = (levelno, target, attempt)
+    head = _HEADS.get(key)
+    if head is None:
+        parts = [" ", level_label(levelno), " "]
+        if attempt is not None:
+            attempt_text = _escape_token(attempt[:_ATTEMPT_LIMIT], _ATTEMPT_ESCAPE_SRC, "}")
+            parts += [SPAN_NAME, "{attempt=", attempt_text, "}: "]
+        parts += [_escape_token(target[:_TARGET_LIMIT], _TARGET_ESCAPE_SRC, "{"), ": "]
+        head = "".join(parts)
+        if len(_HEADS) < _CACHE_LIMIT:
+            _HEADS[key] = head
+    return head
+
+
+def _message_text(message: str) -> str:
+    """``_render_unquoted(message, FIELD_VALUE_LIMIT)``, remembered: messages are catalogue constants, the
+    same few dozen on every run (issue 9). Only short ones are kept, and only so many."""
+    rendered = _MESSAGES.get(message)
+    if rendered is None:
+        rendered = _render_unquoted(message, FIELD_VALUE_LIMIT)
+        if len(message) <= _MEMO_TEXT_LIMIT and len(_MESSAGES) < _CACHE_LIMIT:
+            _MESSAGES[message] = rendered
+    return rendered
 
 
 def _utf8_len(text: str) -> int:
@@ -283,27 +374,28 @@ def render_text_line(
     scrubber: Scrubber | None = None,
 ) -> str:
     """One text line (without the newline) from its parts. See the module docstring for the rules."""
-    head = [format_timestamp(created), " ", level_label(levelno), " "]
-    if attempt is not None:
-        head += [SPAN_NAME, "{attempt=", _escape_token(attempt[:_ATTEMPT_LIMIT], _ATTEMPT_ESCAPE_SRC), "}: "]
-    head += [_escape_token(target[:_TARGET_LIMIT], _TARGET_ESCAPE_SRC), ": "]
-    prefix = "".join(head)
+    prefix = format_timestamp(created) + _text_head(levelno, target, attempt)
     message = _scrubbed(message, scrubber)
     budget = LINE_LIMIT - _LINE_MARK_BYTES
-    line = prefix
-    for limit in (FIELD_VALUE_LIMIT, 512, 256, 64):
-        line = prefix + _render_unquoted(message, limit)
-        if _utf8_len(line) <= budget:
-            break
+    line = prefix + _message_text(message)
     size = _utf8_len(line)
+    for limit in (512, 256, 64):
+        if size <= budget:
+            break
+        line = prefix + _render_unquoted(message, limit)
+        size = _utf8_len(line)
     parts = [line]
-    items = fields.items() if isinstance(fields, Mapping) else fields
+    # A dict is a Mapping: checked first because isinstance against the ABC costs more than the rest.
+    items = fields.items() if type(fields) is dict or isinstance(fields, Mapping) else fields
     for name, value in items:
-        rendered = _text_value(value, FIELD_VALUE_LIMIT, scrubber)
-        if rendered is None:
+        if value is None:  # left out, as tracing leaves out an empty Option
             continue
-        piece = " " + _field_name(name) + "=" + rendered
-        piece_size = _utf8_len(piece)
+        if type(value) is bool:  # issue 9: most fields of the callback's events; no isinstance chain for them
+            rendered = "true" if value else "false"
+        else:
+            rendered = _text_value(value, FIELD_VALUE_LIMIT, scrubber)
+        piece = (_FIELD_KEYS.get(name) or _field_key(name)) + rendered
+        piece_size = len(piece) if piece.isascii() else _utf8_len(piece)
         if size + piece_size > budget:
             parts.append(_LINE_MARK)
             break
@@ -312,16 +404,19 @@ def render_text_line(
     return "".join(parts)
 
 
-def _json_value(value: object, limit: int, scrubber: Scrubber | None) -> Any:
+def _json_text(value: object, limit: int, scrubber: Scrubber | None, quote: Callable[[str], str]) -> str:
+    """A field value as JSON text: a string capped at ``limit``, bools and ints as themselves (ints past
+    1024 bits as ``"<large-int>"``), non-finite floats as ``null``. Spelled the way json.dumps spells the
+    same values: ``quote`` is its string encoder, ``int.__repr__`` and ``float.__repr__`` are what it calls."""
     if isinstance(value, str):
-        return _cap_plain(_scrubbed(str.__str__(value), scrubber), limit)
+        return quote(_cap_plain(_scrubbed(str.__str__(value), scrubber), limit))
     if isinstance(value, bool):
-        return value
+        return "true" if value else "false"
     if isinstance(value, int):
-        return int(value) if value.bit_length() <= _INT_BITS_LIMIT else _LARGE_INT
+        return int.__repr__(value) if value.bit_length() <= _INT_BITS_LIMIT else quote(_LARGE_INT)
     if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    return _cap_plain(_scrubbed(str(value), scrubber), limit)
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    return quote(_cap_plain(_scrubbed(str(value), scrubber), limit))
 
 
 def render_json_line(
@@ -335,14 +430,14 @@ def render_json_line(
     scrubber: Scrubber | None = None,
 ) -> str:
     """One JSON line (without the newline) in tracing-subscriber's JSON shape."""
-    import json
-
-    items = [(n, v) for n, v in (fields.items() if isinstance(fields, Mapping) else fields) if v is not None]
+    quote = _JSON_QUOTE[0] or _load_json_quote()
+    pairs = fields.items() if type(fields) is dict or isinstance(fields, Mapping) else fields
+    items = [(n, v) for n, v in pairs if v is not None]
     message = _scrubbed(message, scrubber)
     line = ""
     for limit in (FIELD_VALUE_LIMIT, 256, 64, 16):
         line = _json_dump(
-            json,
+            quote,
             created=created,
             levelno=levelno,
             target=target,
@@ -358,7 +453,7 @@ def render_json_line(
     while items:
         items.pop()
         line = _json_dump(
-            json,
+            quote,
             created=created,
             levelno=levelno,
             target=target,
@@ -374,8 +469,17 @@ def render_json_line(
     return line
 
 
+def _load_json_quote() -> Callable[[str], str]:
+    """json's own string encoder (``"..."`` with every non-ASCII and control character escaped), imported on
+    the first JSON line so that importing this module stays cheap."""
+    from json.encoder import encode_basestring_ascii
+
+    _JSON_QUOTE[0] = encode_basestring_ascii
+    return encode_basestring_ascii
+
+
 def _json_dump(
-    json: Any,
+    quote: Callable[[str], str],
     *,
     created: float,
     levelno: int,
@@ -387,22 +491,30 @@ def _json_dump(
     scrubber: Scrubber | None,
     truncated: bool,
 ) -> str:
-    fields: dict[str, Any] = {"message": _cap_plain(message, limit)}
+    """The line json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False) writes for this
+    fixed shape of flat objects, joined directly (issue 9: json.dumps with options builds an encoder per call
+    and cost ~5 us per event). The fields go through a dict first, so a repeated name keeps its first place
+    and its last value, as it did as a dict key."""
+    fields: dict[str, str] = {"message": quote(_cap_plain(message, limit))}
     for name, value in items:
-        fields[_field_name(name)] = _json_value(value, limit, scrubber)
+        fields[_field_name(name)] = _json_text(value, limit, scrubber, quote)
     if truncated:
-        fields["truncated"] = True
-    obj: dict[str, Any] = {
-        "timestamp": format_timestamp(created),
-        "level": level_label(levelno).strip(),
-        "fields": fields,
-        "target": target[:_TARGET_LIMIT],
-    }
+        fields["truncated"] = "true"
+    parts = [
+        '{"timestamp":',
+        quote(format_timestamp(created)),
+        ',"level":',
+        quote(level_label(levelno).strip()),
+        ',"fields":{',
+        ",".join([quote(key) + ":" + text for key, text in fields.items()]),
+        '},"target":',
+        quote(target[:_TARGET_LIMIT]),
+    ]
     if attempt is not None:
-        span = {"attempt": attempt[:_ATTEMPT_LIMIT], "name": SPAN_NAME}
-        obj["span"] = span
-        obj["spans"] = [span]
-    return str(json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False))
+        span = '{"attempt":' + quote(attempt[:_ATTEMPT_LIMIT]) + ',"name":' + quote(SPAN_NAME) + "}"
+        parts += [',"span":', span, ',"spans":[', span, "]"]
+    parts.append("}")
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------------------------- formatters

@@ -268,7 +268,10 @@ class RotatingLoginFileHandler(logging.Handler):
 
     def _write(self, data: bytes) -> None:
         if self.max_bytes > 0:
-            size = os.fstat(self._fd).st_size
+            # The file's size now, other processes' appends included, as fstat's st_size gives it for a
+            # regular file (checked at open), without building a stat result (issue 9: once per event).
+            # Moving the offset changes nothing: O_APPEND writes at the end whatever it is.
+            size = os.lseek(self._fd, 0, os.SEEK_END)
             if size > 0 and size + len(data) > self.max_bytes:
                 self._rotate()
         view = memoryview(data)

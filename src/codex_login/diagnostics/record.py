@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import secrets
+import sys
 from collections.abc import Iterator
 
 FIELDS_ATTR = "codex_fields"
@@ -69,18 +70,32 @@ def target_of(logger_name: str) -> str:
     return logger_name.replace(".", "::")
 
 
-def emit(
-    logger: logging.Logger, level: int, message: str, fields: dict[str, FieldValue] | None = None
-) -> None:
-    """Emit one catalogue event. ``message`` must be a constant from the catalogue, never built from input."""
+def emit(logger: logging.Logger, level: int, message: str, fields: dict[str, FieldValue] | None = None) -> None:
+    """Emit one catalogue event. ``message`` must be a constant from the catalogue, never built from input.
+
+    The record carries the caller's file, line and function, as ``logger.log(..., stacklevel=2)`` gave it.
+    """
     if not logger.isEnabledFor(level):
         return
-    logger.log(
+    # issue 9: ~8 events lie on the callback's path, and logger.log's findCaller walked the stack through
+    # logging's own frames for each. The caller is simply the frame above this one (what findCaller found:
+    # no frame of logging's or importlib's lies between). makeRecord and handle are what Logger._log calls,
+    # so record factories, filters, handlers and propagation behave exactly as before.
+    caller = sys._getframe(1)
+    code = caller.f_code
+    record = logger.makeRecord(
+        logger.name,
         level,
+        code.co_filename,
+        caller.f_lineno,
         message,
-        extra={FIELDS_ATTR: dict(fields or {}), ATTEMPT_ATTR: _ATTEMPT.get()},
-        stacklevel=2,
+        (),
+        None,
+        code.co_name,
+        {FIELDS_ATTR: dict(fields or {}), ATTEMPT_ATTR: _ATTEMPT.get()},
+        None,
     )
+    logger.handle(record)
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, FieldValue]:

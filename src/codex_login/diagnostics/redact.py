@@ -464,12 +464,18 @@ _SECRET_PATTERNS: Final = (
 
 def scrub_patterns(text: str) -> str:
     """Mask secret-shaped strings (security R-4): JWTs, ``sk-`` keys, ``Bearer`` credentials, URL userinfo."""
+    # Each pattern runs only when the text holds a literal every match of it contains (issue 9: every
+    # logged value passes here). "bearer" under (?i) matches only ASCII letters (no 'ſ'/Kelvin-style
+    # case partner exists for b, e, a or r; a test checks every code point), which lower() maps to
+    # "bearer" whatever surrounds them.
     if "eyJ" in text:
         text = _SECRET_PATTERNS[0][0].sub(_SECRET_PATTERNS[0][1], text)
     if "sk-" in text:
         text = _SECRET_PATTERNS[1][0].sub(_SECRET_PATTERNS[1][1], text)
-    for pattern, replacement in _SECRET_PATTERNS[2:]:
-        text = pattern.sub(replacement, text)
+    if "bearer" in text.lower():
+        text = _SECRET_PATTERNS[2][0].sub(_SECRET_PATTERNS[2][1], text)
+    if "@" in text and "//" in text:
+        text = _SECRET_PATTERNS[3][0].sub(_SECRET_PATTERNS[3][1], text)
     return text
 
 
