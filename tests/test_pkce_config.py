@@ -98,6 +98,15 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
     assert default.credentials_store is StoreModeName.AUTO
 
 
+def test_an_integer_too_long_for_python_is_a_config_error_or_a_literal(tmp_path: Path) -> None:
+    """int() refuses more than 4300 digits with a ValueError tomllib lets through: one clear error, no traceback."""
+    digits = "9" * 5000
+    (tmp_path / "config.toml").write_text(f"log_dir = \"x\"\nsome_number = {digits}\n")
+    with pytest.raises(ConfigError, match=r"config\.toml: an integer has too many digits to be read"):
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert parse_override(f"a={digits}") == (["a"], digits)  # not TOML Python can read: taken as a string
+
+
 def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('log_dir = "x"\nthis is not toml\n')
     with pytest.raises(ConfigError) as info:

@@ -149,7 +149,7 @@ def parse_override(item: str) -> "tuple[list[str], Any]":
 
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, ValueError):  # ValueError: an integer past Python's 4300-digit limit
         value = raw.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
@@ -178,6 +178,10 @@ def _read_config_file(codex_home: str) -> "dict[str, Any]":
     except tomllib.TOMLDecodeError as err:
         # tomllib's message names the line and column: "Expected '=' ... (at line 3, column 5)".
         raise ConfigError(f"{path}: {err}") from None
+    except ValueError:
+        # tomllib hands an integer to int(), which refuses more than 4300 digits (a ValueError that is not a
+        # TOMLDecodeError, and whose text speaks of sys.set_int_max_str_digits).
+        raise ConfigError(f"{path}: an integer has too many digits to be read") from None
 
 
 def issuer_problem(issuer: str) -> str | None:
