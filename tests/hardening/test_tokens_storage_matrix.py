@@ -109,16 +109,18 @@ def test_e4_the_signature_is_not_checked(harness: Harness, alg: str) -> None:
 
 
 def test_e5_hostile_claims_never_reach_the_log_or_the_terminal(harness: Harness) -> None:
-    core = harness.canaries.add("hostile_email", "CNRYmail", allowed=(PAGE,))
+    core = harness.canaries.add("hostile_email", "CNRYmail")  # shown nowhere, not even on the success page
     email = f"<script>alert(1)</script>\r\n\x1b[31m{core}\u202e@evil.example"
-    plan = f"pro\x1b]8;;http://evil.example\x07{harness.canaries.add('hostile_plan', 'CNRYplan', allowed=(PAGE,))}"
+    plan_core = harness.canaries.add("hostile_plan", "CNRYplan", allowed=(PAGE,))
+    plan = f"<script>alert(1)</script>pro\x1b]8;;http://evil.example\x07{plan_core}"
     payload = claims(harness, email=email)
     payload["https://api.openai.com/auth"]["chatgpt_plan_type"] = plan
     answer_with_id_token(harness, make_jwt_with(payload, harness.canaries["signature"]))
     run = harness.login()
     page = harness.complete(run)
     harness.finish(run, Expect(rc=0, success=True))
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>" not in page.text  # the plan's
+    assert plan_core in page.text and core not in page.text
     assert b"\x1b" not in page.body and b"\x07" not in page.body
     for raw in (b"\x1b", b"\x07", b"\r"):
         assert raw not in run.stderr_bytes()
