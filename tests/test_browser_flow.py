@@ -513,6 +513,18 @@ def test_success_redirect_is_written_before_the_directory_sync(
     assert sorted(events) == ["redirect 302", f"sync {codex_home}"]
 
 
+def test_an_attempt_ended_at_once_is_done_only_after_its_tls_setup(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    """A /cancel right after the start ends the attempt while the worker may still load the TLS trust store;
+    block_until_done returns once that step is over, so a process exiting then does not run OpenSSL's exit-time
+    cleanup under a thread still using it (the fuzzer's exit crashed on exactly that)."""
+    for _ in range(5):
+        server = start(codex_home, issuer.url)
+        response = httpx.get(f"http://127.0.0.1:{server.actual_port}/cancel", timeout=15)
+        assert response.status_code == 200
+        assert isinstance(outcome(server), LoginError)
+        assert server._worker is not None and server._worker.prepared.is_set()
+
+
 def test_state_mismatch_keeps_waiting_then_succeeds(
     issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
 ) -> None:

@@ -71,6 +71,7 @@ MAX_PARAMS = 64
 HEAD_DEADLINE_SECONDS = 5.0
 READ_CHUNK = 64 * 1024
 ACCEPT_RETRY_SECONDS = 1.0
+PREPARE_WAIT_SECONDS = 5.0
 DRAIN_SECONDS = 0.05  # at most, for answers still being written when the attempt ends
 DRAIN_POLL_SECONDS = 0.005
 # accept() failures that say "not now" (descriptors or memory exhausted) rather than "not this one".
@@ -256,6 +257,8 @@ class _Worker:
         self._jobs: queue.SimpleQueue[Callable[[HttpClient], None] | None] = queue.SimpleQueue()
         self._prepare = prepare
         self._fallback = fallback
+        # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.block_until_done.
+        self.prepared = threading.Event()
         self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
         self.thread.start()
 
@@ -264,6 +267,8 @@ class _Worker:
             client = self._prepare()
         except Exception:  # warming up is best effort; a real problem shows in the exchange itself
             client = self._fallback()
+        finally:
+            self.prepared.set()
         try:
             while (job := self._jobs.get()) is not None:
                 job(client)
@@ -478,6 +483,12 @@ class LoginServer:
                 # The loop winds down within moments of the outcome; let it, so a process exiting right after
                 # leaves no half-closed loop behind ("Task was destroyed but it is pending!": security H4).
                 self._thread.join(1.0)
+                # An attempt can end while its worker still loads the TLS trust store (a /cancel right after
+                # the start). A process that exits meanwhile runs OpenSSL's exit-time cleanup under that
+                # thread's feet, which can crash it: wait for that step (it sends nothing and never blocks on
+                # the network), never for an exchange in flight.
+                if self._worker is not None:
+                    self._worker.prepared.wait(PREPARE_WAIT_SECONDS)
 
     def cancel(self, reason: str = "shutdown") -> None:
         """Stop the attempt: ``Login was not completed`` (the reference's shutdown)."""
@@ -553,8 +564,8 @@ class LoginServer:
             self._loop.add_reader(listener.fileno(), self._accept, listener)
         if self.options.timeout:
             self._loop.call_later(self.options.timeout, self._on_timeout)
+        self._start_preparing()  # before ready: once run_login_server returns, the worker exists
         self._ready.set()
-        self._start_preparing()
 
     def _start_preparing(self) -> None:
         """Do now, while the browser is away, what answering the first callback would otherwise pay for.
