@@ -801,19 +801,16 @@ class LoginServer:
         millisecond or more, to the callback (issue 9). The loop then does the bookkeeping
         (:meth:`_answer_signed_in`), and the worker syncs the directory of the saved auth.json."""
         assert self._worker is not None
-        notice = self.options.notice or (lambda _line: None)
         conn.guard = threading.Lock()
         self._worker.run(
-            lambda client: self._sign_in_and_redirect(client, code, notice, conn, head_only),
+            lambda client: self._sign_in_and_redirect(client, code, conn, head_only),
             lambda outcome: self._answer_signed_in(conn, head_only, outcome),
             self._sync_saved,
         )
 
-    def _sign_in_and_redirect(
-        self, client: HttpClient, code: str, notice: Callable[[str], None], conn: _Connection, head_only: bool
-    ) -> _Redirected:
+    def _sign_in_and_redirect(self, client: HttpClient, code: str, conn: _Connection, head_only: bool) -> _Redirected:
         """In the worker: the sign-in, then, if it saved the credentials, the redirect written to ``conn``."""
-        outcome = self._sign_in(client, code, notice)
+        outcome = self._sign_in(client, code)
         if not isinstance(outcome, LoginSuccess):
             return _Redirected(outcome)
         data = self._encode(self._redirect_to_success(), head_only)
@@ -1114,12 +1111,11 @@ class LoginServer:
             self._rejected(reason="malformed_code", path=CALLBACK_PATH, http_status=400)
             return _plain(400, "Bad Request", "Bad Request: malformed authorization code")
         self._consumed = True
-        notice = self.options.notice or (lambda _line: None)
 
         if error is not None:
             description = single.get("error_description")
             message = oauth_callback_error_message(error, description)
-            notice(f"OAuth callback error: {sanitize_terminal_text(message, 1024)}")
+            self._notice(f"OAuth callback error: {sanitize_terminal_text(message, 1024)}")
             events.oauth_callback_error(
                 error_code=error if _ERROR_CODE_OK.fullmatch(error) else "<invalid>",
                 has_error_description=bool(description and description.strip()),
@@ -1146,7 +1142,6 @@ class LoginServer:
         """Hand the exchanges and the save to the worker now, not at the loop's next step behind whatever
         else is ready (a pasted URL; the browser's callback takes :meth:`_sign_in_and_answer`)."""
         assert self._worker is not None
-        notice = self.options.notice or (lambda _line: None)
         future: asyncio.Future[_SignedIn] = self._loop.create_future()
 
         def settle(outcome: Callable[[], _SignedIn]) -> None:
@@ -1157,7 +1152,7 @@ class LoginServer:
             except BaseException as err:
                 future.set_exception(err)
 
-        self._worker.run(lambda client: self._sign_in(client, code, notice), settle, self._sync_saved)
+        self._worker.run(lambda client: self._sign_in(client, code), settle, self._sync_saved)
         return future
 
     async def _answer_when_signed_in(self, signed_in: asyncio.Future[_SignedIn]) -> _Reply | None:
@@ -1194,7 +1189,12 @@ class LoginServer:
             with _SAVES_IN_FLIGHT:
                 store.sync()
 
-    def _sign_in(self, client: HttpClient, code: str, notice: Callable[[str], None]) -> _SignedIn:
+    def _notice(self, line: str) -> None:
+        """A progress line for the terminal, when the caller asked for them (``ServerOptions.notice``)."""
+        if self.options.notice is not None:
+            self.options.notice(line)
+
+    def _sign_in(self, client: HttpClient, code: str) -> _SignedIn:
         """The token exchange, the API-key exchange and the save, in a worker thread. None when the attempt
         ended (cancel, timeout) while a step ran: the next step is not taken, nothing is saved."""
         opts = self.options
@@ -1210,7 +1210,7 @@ class LoginServer:
         except (TokenEndpointError, TransportError) as err:
             if self.done:
                 return None
-            notice(f"Token exchange error: {sanitize_terminal_text(str(err), 2048)}")
+            self._notice(f"Token exchange error: {sanitize_terminal_text(str(err), 2048)}")
             events.callback_token_exchange_failed()
             message = f"Token exchange failed: {err}"
             failure = LoginError(sanitize_terminal_text(message, 4096), failure_class=err.failure_class)
@@ -1229,7 +1229,7 @@ class LoginServer:
             )
         restriction = workspace_restriction_message(opts.forced_chatgpt_workspace_id, info.chatgpt_account_id)
         if restriction is not None:
-            notice(f"Workspace restriction error: {restriction}")
+            self._notice(f"Workspace restriction error: {restriction}")
             events.workspace_denied(reason="missing_claim" if not info.chatgpt_account_id else "mismatch")
             failure = CallbackError(restriction, failure_class="workspace_restriction")
             return _Failure(failure, restriction, "workspace_restriction", None)
@@ -1251,7 +1251,7 @@ class LoginServer:
             with _SAVES_IN_FLIGHT:
                 return self._persist(tokens.id_token, tokens.access_token, tokens.refresh_token, api_key, info)
         except LoginError as err:
-            notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
+            self._notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
             message = "Sign-in completed but credentials could not be saved locally."
             return _Failure(PersistError(f"{message} {err}"), message, "persist_failed", str(err))
 
@@ -1289,8 +1289,7 @@ class LoginServer:
             events.credentials_not_saved(store=self.options.store_mode, error_class=type(err).__name__, errno=err.errno)
             raise PersistError(f"failed to save credentials: {err.strerror}") from None
         for warning in getattr(store, "warnings", []):
-            if self.options.notice:
-                self.options.notice(sanitize_terminal_text(str(warning), 1024))
+            self._notice(sanitize_terminal_text(str(warning), 1024))
         self._unsynced = store
         events.credentials_saved(store=where)
         return LoginSuccess(
