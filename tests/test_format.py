@@ -524,15 +524,21 @@ def test_json_line_cap() -> None:
 # ------------------------------------------------------------------------------------------------ records
 
 
+class RecordList(logging.Handler):
+    """Keeps every record it is handed, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_emitted_records_carry_the_attempt_span() -> None:
     logger = logging.getLogger("codex_login.test_format_span")
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep()
+    handler = RecordList()
+    records = handler.records
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
@@ -868,17 +874,13 @@ def _log_like_before(logger: logging.Logger, level: int, message: str, fields: d
 
 def test_emitted_record_is_the_one_logger_log_made() -> None:
     logger = logging.getLogger("codex_login.test_format_record")
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
+    handler = RecordList()
+    records = handler.records
 
     class OnlyFirst(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             return record.getMessage() != "dropped"
 
-    handler = Keep()
     logger.addHandler(handler)
     logger.addFilter(OnlyFirst())
     logger.setLevel(logging.INFO)
