@@ -1380,11 +1380,16 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             client_id=options.client_id,
             store=options.store_mode,
         )
+        binding = time.monotonic()
         try:
             sockets, fallback, attempts = _bind_with_takeover(options, notice)
         except PortInUseError as err:
             err.attempt_id = attempt_id
             events.finished(outcome="error", failure_class=err.failure_class, duration_ms=0, flow="browser")
+            raise
+        except BaseException:  # Ctrl-C or SIGTERM while binding (a takeover can take seconds): still one line
+            duration_ms = int((time.monotonic() - binding) * 1000)
+            events.finished(outcome="cancelled", failure_class=None, duration_ms=duration_ms, flow="browser")
             raise
         server = LoginServer(options, sockets, fallback=fallback, attempts=attempts, attempt_id=attempt_id)
         events.server_bound(port=server.actual_port, addresses=server.addresses, fallback=fallback, attempts=attempts)

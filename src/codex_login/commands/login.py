@@ -8,15 +8,16 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_LOGIN_TIMEOUT_SECONDS, DEFAULT_PORT, Config
 from ..diagnostics import events
 from ..diagnostics.record import attempt_span, new_attempt_id
-from ..errors import LoginError
+from ..errors import LoginCancelled, LoginError
 from .common import attempt_footer, config_from_args, err
 
 if TYPE_CHECKING:
+    from ..server import LoginServer, ServerOptions
     from ..terminal import TerminalPrinter
 
 API_KEY_FLAG_REMOVED = (
@@ -65,20 +66,67 @@ def start_file_logging(config: Config) -> str | None:
     return str(handle.path) if handle.active and handle.path is not None else None
 
 
-def _install_sigterm() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
+class _SignalsCancel:
+    """Ctrl-C and SIGTERM while the login server runs: a request to cancel the attempt, not an exception.
 
-    def on_term(_signum: int, _frame: FrameType | None) -> None:
-        raise Terminated()
+    A signal's exception lands between any two bytecodes of the main thread. CPython's import machinery and
+    logging's handlers take their locks as ``acquire(); try: ...``, so an exception raised right after the
+    acquire leaves the lock held for good, and the server's threads (the worker imports httpx while the
+    browser is away, the loop logs the outcome) then block on it: Ctrl-C right after the URL was printed
+    hung for the worker's whole prepare wait (CI, about 1 run in 10). So once those threads may exist, the
+    handler only asks the server to cancel (thread-safe, lock-free) and the main thread, woken by the
+    outcome, reports the interruption at a known place. A second signal raises at once: the way out if
+    the cancel itself never completes.
+    """
 
-    signal.signal(signal.SIGTERM, on_term)
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._server: LoginServer | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; a library caller's thread keeps its own
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when Ctrl-C is ignored
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_signal)
+        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def watch(self, server: LoginServer) -> None:
+        """From now on a signal cancels ``server`` (at once if one already came while it was starting)."""
+        self._server = server
+        if self.signum is not None:
+            server.cancel(_stop_reason(self.signum))
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if self._server is not None and first:
+            self._server.cancel(_stop_reason(signum))
+        elif self._server is not None or threading.active_count() == 1:
+            # A second signal, or one while the main thread is still alone (binding the port, which can
+            # take seconds when an earlier server has to be shut down first): raise, as Python would.
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+        # Otherwise the server's threads are starting: run_browser cancels it the moment it has it.
+
+
+def _stop_reason(signum: int) -> str:
+    return "interrupted" if signum == signal.SIGINT else "terminated"
+
+
+def _signum_of(raised: BaseException) -> int:
+    return signal.SIGINT if isinstance(raised, KeyboardInterrupt) else signal.SIGTERM
 
 
 def run_browser(args: argparse.Namespace, config: Config) -> int:
     from ..http import HttpSettings
-    from ..server import ServerOptions, run_login_server
-    from ..terminal import TerminalPrinter, report_environment
+    from ..server import ServerOptions
+    from ..terminal import TerminalPrinter
 
     # Every line of the flow goes through one printer, so the server's notices (from its threads) and the
     # waiting status never share a line with each other or with the authorize URL.
@@ -102,46 +150,73 @@ def run_browser(args: argparse.Namespace, config: Config) -> int:
             attempt_id=attempt_id,
             notice=out.line,
         )
-        _install_sigterm()
+        stop = _SignalsCancel()
+        stop.install()
         try:
-            server = run_login_server(options)
-        except LoginError as exc:
-            return _fail(exc, config, log_path)
-        deadline = time.monotonic() + timeout if timeout else None
-        # From here on the server runs: a Ctrl-C or SIGTERM at any point must cancel it, so the attempt still
-        # ends with its one "login finished" line (security H4, INV-5).
+            return _run_server(options, args, config, out, log_path=log_path, stop=stop)
+        finally:
+            stop.restore()
+
+
+def _run_server(
+    options: ServerOptions,
+    args: argparse.Namespace,
+    config: Config,
+    out: TerminalPrinter,
+    *,
+    log_path: str | None,
+    stop: _SignalsCancel,
+) -> int:
+    from ..server import run_login_server
+    from ..terminal import report_environment
+
+    attempt_id = options.attempt_id
+    try:
+        server = run_login_server(options)
+    except LoginError as exc:
+        return _fail(exc, config, log_path)
+    except (KeyboardInterrupt, Terminated) as raised:  # while the main thread was alone, binding the port
+        return _interrupted(attempt_id, _signum_of(raised))
+    stop.watch(server)
+    deadline = time.monotonic() + options.timeout if options.timeout else None
+    # From here on the server runs: a Ctrl-C or SIGTERM at any point must cancel it, so the attempt still
+    # ends with its one "login finished" line (security H4, INV-5).
+    try:
+        out.line(f"Starting local login server on http://localhost:{server.actual_port}.")
+        if args.no_browser:
+            out.line("Open this URL in your browser to sign in:")
+        else:
+            out.line("If your browser did not open, navigate to this URL to authenticate:")
+        out.line("")
+        out.line(server.auth_url)
+        out.line("")
+        out.line("On a remote or headless machine? Use `codex-login --device-auth` instead.")
+        # Issue 6: say before waiting when the loopback callback likely cannot work here (SSH, container).
+        report_environment(out, port=server.actual_port)
+        wait_for_outcome(server, out, deadline=deadline)
+    except LoginError as exc:
+        if stop.signum is None or not isinstance(exc, LoginCancelled):
+            return _fail(exc, config, log_path)  # a failure that came first is the outcome, signal or not
+        return _interrupted(attempt_id, stop.signum)
+    except (KeyboardInterrupt, Terminated) as raised:  # a second signal: the first one's cancel is stuck
+        stop.signum = stop.signum or _signum_of(raised)
+        server.cancel(_stop_reason(stop.signum))
         try:
-            if args.no_browser:
-                out.line(f"Starting local login server on http://localhost:{server.actual_port}.")
-                out.line("Open this URL in your browser to sign in:")
-            else:
-                out.line(f"Starting local login server on http://localhost:{server.actual_port}.")
-                out.line("If your browser did not open, navigate to this URL to authenticate:")
-            out.line("")
-            out.line(server.auth_url)
-            out.line("")
-            out.line("On a remote or headless machine? Use `codex-login --device-auth` instead.")
-            # Issue 6: say before waiting when the loopback callback likely cannot work here (SSH, container).
-            report_environment(out, port=server.actual_port)
-            wait_for_outcome(server, out, deadline=deadline)
-        except LoginError as exc:
-            return _fail(exc, config, log_path)
-        except (KeyboardInterrupt, Terminated) as stop:
-            server.cancel("interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated")
-            try:
-                server.block_until_done(5)
-            except (LoginError, TimeoutError):
-                pass
-            err("Error logging in: Login was not completed (interrupted)")
-            err(f"Attempt ID: {attempt_id}")
-            return 130 if isinstance(stop, KeyboardInterrupt) else 143
+            server.block_until_done(5)
+        except (LoginError, TimeoutError):
+            pass
+        return _interrupted(attempt_id, stop.signum)
     err("Successfully logged in")
     return 0
 
 
-def wait_for_outcome(
-    server: object, printer: TerminalPrinter | None = None, *, deadline: float | None = None
-) -> None:
+def _interrupted(attempt_id: str | None, signum: int) -> int:
+    err("Error logging in: Login was not completed (interrupted)")
+    err(f"Attempt ID: {attempt_id}")
+    return 130 if signum == signal.SIGINT else 143
+
+
+def wait_for_outcome(server: object, printer: TerminalPrinter | None = None, *, deadline: float | None = None) -> None:
     """Block until the attempt ends; raises its LoginError. Ctrl-C reaches the caller as KeyboardInterrupt.
 
     Meanwhile the terminal shows a countdown to ``deadline`` (a ``time.monotonic()`` time; None = no limit)
