@@ -128,7 +128,7 @@ class World:
         self.server = self._start()
 
     def _start(self) -> server.LoginServer:
-        return server.run_login_server(
+        started = server.run_login_server(
             server.ServerOptions(
                 codex_home=self.home,
                 issuer=f"http://127.0.0.1:{self.issuer.server_address[1]}",
@@ -140,6 +140,11 @@ class World:
                 notice=lambda _line: None,
             )
         )
+        # libFuzzer ends the process with C exit() after the last input, which runs OpenSSL's cleanup: a
+        # worker still building its TLS context then crashes the process (seen in CI after a restart).
+        if not started.wait_prepared(10):
+            raise AssertionError("the sign-in's HTTP client was not prepared within 10 s")
+        return started
 
     def restart(self) -> None:
         deadline = time.monotonic() + 5

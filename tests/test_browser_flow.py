@@ -522,7 +522,16 @@ def test_an_attempt_ended_at_once_is_done_only_after_its_tls_setup(issuer: Scrip
         response = httpx.get(f"http://127.0.0.1:{server.actual_port}/cancel", timeout=15)
         assert response.status_code == 200
         assert isinstance(outcome(server), LoginError)
-        assert server._worker is not None and server._worker.prepared.is_set()
+        assert server.wait_prepared(0)
+
+
+def test_wait_prepared_waits_for_the_workers_tls_setup(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    """What a program that exits right after starting a server (the fuzz harness) waits on."""
+    server = start(codex_home, issuer.url)
+    assert server.wait_prepared(10)
+    assert server._worker is not None and server._worker.prepared.is_set()
+    server.cancel()
+    assert isinstance(outcome(server), LoginError)
 
 
 def test_state_mismatch_keeps_waiting_then_succeeds(

@@ -487,8 +487,14 @@ class LoginServer:
                 # the start). A process that exits meanwhile runs OpenSSL's exit-time cleanup under that
                 # thread's feet, which can crash it: wait for that step (it sends nothing and never blocks on
                 # the network), never for an exchange in flight.
-                if self._worker is not None:
-                    self._worker.prepared.wait(PREPARE_WAIT_SECONDS)
+                self.wait_prepared(PREPARE_WAIT_SECONDS)
+
+    def wait_prepared(self, timeout: float | None = None) -> bool:
+        """Wait until the attempt's HTTP client and pages are prepared (started with the server, done while
+        the browser is away); whether they are. A program that exits right after starting a server can call
+        it first: exiting while that step is inside OpenSSL can crash the process."""
+        worker = self._worker
+        return worker is not None and worker.prepared.wait(timeout)
 
     def cancel(self, reason: str = "shutdown") -> None:
         """Stop the attempt: ``Login was not completed`` (the reference's shutdown)."""
