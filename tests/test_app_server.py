@@ -777,6 +777,17 @@ def test_sigterm_cancels_the_login_and_exits(launch: Launcher, issuer: ScriptedI
     assert port_closed(callback_target(auth_url)[2])
 
 
+def test_ctrl_c_cancels_the_login_and_exits_130(launch: Launcher, issuer: ScriptedIssuer, codex_home: Path) -> None:
+    server = launch("--issuer", issuer.url)
+    server.initialize()
+    login_id, auth_url = start_chatgpt(server)
+    server.proc.send_signal(signal.SIGINT)
+    assert split_notification(server.next_message())[1] == completed(login_id, False, NOT_COMPLETED)
+    assert server.wait() == 130
+    assert port_closed(callback_target(auth_url)[2])
+    assert "login cancelled reason=interrupted" in log_text(codex_home)
+
+
 def test_bad_port_variable_is_a_startup_error(launch: Launcher, server_env: dict[str, str]) -> None:
     server = launch(env={**server_env, "CODEX_LOGIN_APP_SERVER_PORT": "70000"})
     assert server.wait() == 1

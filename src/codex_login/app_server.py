@@ -368,10 +368,12 @@ class AppServer:
         self.options = options
         self.config = options.config
         self.writer = MessageWriter(output)
-        # Signal handling (SIGTERM): the handler may only interrupt the blocking read; anywhere else (in the
-        # middle of writing a message) it asks the loop to stop after the current line instead.
+        # Signal handling (SIGTERM, Ctrl-C): the handler may only interrupt the blocking read; anywhere else
+        # (in the middle of writing a message, or of an import while a sign-in's threads run) it asks the loop
+        # to stop after the current line instead, with ``stop_reason`` (interrupted or terminated).
         self.reading = False
         self.stop_requested = False
+        self.stop_reason = "terminated"
         self._session: _Session | None = None
         self._lock = threading.Lock()
         self._active: _ActiveLogin | None = None
@@ -415,7 +417,7 @@ class AppServer:
             reason = "terminated"
             raise
         finally:
-            self.shutdown("terminated" if self.stop_requested else reason)
+            self.shutdown(self.stop_reason if self.stop_requested else reason)
         return 0
 
     @staticmethod

@@ -26,7 +26,7 @@ LOG_STDERR_ENV = "CODEX_LOGIN_LOG_STDERR"
 
 
 class _Terminated(BaseException):
-    """SIGTERM arrived: stop reading, cancel a running sign-in, exit 143.
+    """SIGTERM arrived during the read: stop reading, cancel a running sign-in, exit 143.
 
     A BaseException, like KeyboardInterrupt, so no request handler's error handling can swallow it.
     """
@@ -80,16 +80,23 @@ def run(args: argparse.Namespace) -> int:
 
     if threading.current_thread() is threading.main_thread():
 
-        def on_term(_signum: int, _frame: FrameType | None) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            interrupted = signum == signal.SIGINT
             if server.reading:
-                raise _Terminated()
-            # Mid-message: raising here could tear a half-written line; stop after the current line instead.
+                raise KeyboardInterrupt() if interrupted else _Terminated()
+            # Mid-message: raising here could tear a half-written line, or strand a lock a sign-in's threads
+            # need (an import's, a log handler's); stop after the current line instead.
+            server.stop_reason = "interrupted" if interrupted else "terminated"
             server.stop_requested = True
 
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when Ctrl-C is ignored
+            signal.signal(signal.SIGINT, on_signal)
     try:
         code = server.serve(proto_in)
-        return 143 if server.stop_requested else code
+        if server.stop_requested:
+            return 130 if server.stop_reason == "interrupted" else 143
+        return code
     except _Terminated:
         return 143
     finally:
