@@ -767,25 +767,21 @@ def test_end_of_input_without_anything_running(launch: Launcher) -> None:
     assert server.raw_lines == []
 
 
-def test_sigterm_cancels_the_login_and_exits(launch: Launcher, issuer: ScriptedIssuer) -> None:
+@pytest.mark.parametrize(
+    "stop", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_signal_cancels_the_login_and_exits(
+    launch: Launcher, issuer: ScriptedIssuer, codex_home: Path, stop: tuple[int, int, str]
+) -> None:
+    signum, exit_code, reason = stop
     server = launch("--issuer", issuer.url)
     server.initialize()
     login_id, auth_url = start_chatgpt(server)
-    server.proc.send_signal(signal.SIGTERM)
+    server.proc.send_signal(signum)
     assert split_notification(server.next_message())[1] == completed(login_id, False, NOT_COMPLETED)
-    assert server.wait() == 143
+    assert server.wait() == exit_code
     assert port_closed(callback_target(auth_url)[2])
-
-
-def test_ctrl_c_cancels_the_login_and_exits_130(launch: Launcher, issuer: ScriptedIssuer, codex_home: Path) -> None:
-    server = launch("--issuer", issuer.url)
-    server.initialize()
-    login_id, auth_url = start_chatgpt(server)
-    server.proc.send_signal(signal.SIGINT)
-    assert split_notification(server.next_message())[1] == completed(login_id, False, NOT_COMPLETED)
-    assert server.wait() == 130
-    assert port_closed(callback_target(auth_url)[2])
-    assert "login cancelled reason=interrupted" in log_text(codex_home)
+    assert f"login cancelled reason={reason}" in log_text(codex_home)
 
 
 def test_bad_port_variable_is_a_startup_error(launch: Launcher, server_env: dict[str, str]) -> None:

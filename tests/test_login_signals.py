@@ -44,6 +44,14 @@ def start(codex_home: Path) -> LoginServer:
     return run_login_server(options)
 
 
+def spawn_login(home: Path, *, port: int, stdin: int) -> subprocess.Popen[bytes]:
+    """``codex-login --no-browser`` against an issuer that is not there (the tests end it before any exchange)."""
+    argv = [CLI, "--port", str(port), "--issuer", f"http://127.0.0.1:{closed_port()}", "--no-browser"]
+    argv += ["-c", "login_log_format=text"]
+    env = dict(os.environ, CODEX_HOME=str(home))
+    return subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 @pytest.fixture
 def handler() -> Iterator[_SignalsCancel]:
     stop = _SignalsCancel()
@@ -131,15 +139,7 @@ def test_ctrl_c_right_after_the_url_exits_cleanly_every_time(tmp_path: Path) -> 
     for run in range(runs):
         home = tmp_path / f"home{run}"
         home.mkdir(mode=0o700)
-        argv = [CLI, "--port", "0", "--issuer", f"http://127.0.0.1:{closed_port()}", "--no-browser"]
-        argv += ["-c", "login_log_format=text"]
-        proc = subprocess.Popen(
-            argv,
-            env=dict(os.environ, CODEX_HOME=str(home)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = spawn_login(home, port=0, stdin=subprocess.PIPE)
         assert proc.stderr is not None
         seen = b""
         while b"/oauth/authorize?" not in seen or not seen.endswith(b"\n"):
@@ -169,15 +169,7 @@ def test_ctrl_c_while_taking_over_the_port_ends_the_attempt_with_its_line(tmp_pa
         holder.listen()
         holder.settimeout(20)
         port = holder.getsockname()[1]
-        argv = [CLI, "--port", str(port), "--issuer", f"http://127.0.0.1:{closed_port()}", "--no-browser"]
-        argv += ["-c", "login_log_format=text"]
-        proc = subprocess.Popen(
-            argv,
-            env=dict(os.environ, CODEX_HOME=str(tmp_path)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = spawn_login(tmp_path, port=port, stdin=subprocess.DEVNULL)
         cancel_request, _ = holder.accept()  # the takeover's GET /cancel: the CLI is now inside binding
         with cancel_request:
             proc.send_signal(signal.SIGINT)
