@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import queue
 import re
 import sys
 import threading
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import __version__
+from ._threads import start_thread
 from .config import DEFAULT_LOGIN_TIMEOUT_SECONDS, DEFAULT_ORIGINATOR, DEFAULT_PORT, ORIGINATOR_OVERRIDE_ENV, Config
 from .errors import LoginError
 
@@ -60,6 +62,8 @@ LOGIN_TIMEOUT_ENV = "CODEX_LOGIN_APP_SERVER_LOGIN_TIMEOUT"
 
 #: A line longer than this is answered with a parse error and skipped, never buffered whole.
 MAX_LINE_BYTES = 1024 * 1024
+LINE_READ_CHUNK = 64 * 1024
+LINE_WAIT_SECONDS = 0.25  # how late a signal that races the wait for input may be handled
 #: How long a cancelled sign-in may take to report its end before the next step goes on without it.
 CANCEL_JOIN_SECONDS = 10.0
 #: Extra time the waiter gives the login server past its own timeout before giving up on it.
@@ -361,6 +365,59 @@ class Reply:
 Handler = Callable[[JsonObject | None], Reply]
 
 
+class _LineReader:
+    """Reads a file descriptor line by line on a daemon thread; the main thread waits for the lines.
+
+    A signal that arrives just before the main thread blocks in ``read()`` is taken by CPython's C handler
+    but its Python handler runs only once the read returns: the app server then missed SIGTERM until the
+    next message (its test, about 1 run in 20). Waiting on a queue instead wakes the main thread every
+    :data:`LINE_WAIT_SECONDS`, so a pending handler runs at once or within that. The descriptor is read
+    directly (no buffered reader whose lock the daemon thread could hold when the stream is closed).
+
+    Lines keep their ``\n``. A line longer than :data:`MAX_LINE_BYTES` (without its ``\n``) is skipped whole
+    and comes out as ``None``; ``b""`` is the end of input (or a read error).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        start_thread(threading.Thread(target=self._run, args=(fd,), name="codex-login-app-input", daemon=True))
+
+    def next_line(self, closed: threading.Event) -> bytes | None:
+        """The next line; ``b""`` at the end of input or once ``closed`` is set (nobody reads the answers)."""
+        while True:
+            try:
+                return self._lines.get(timeout=LINE_WAIT_SECONDS)
+            except queue.Empty:
+                if closed.is_set():
+                    return b""
+
+    def _run(self, fd: int) -> None:
+        pending = bytearray()
+        too_long = False  # inside a line over the limit: drop up to its end
+        try:
+            while chunk := os.read(fd, LINE_READ_CHUNK):
+                start = 0
+                while start < len(chunk):
+                    end = chunk.find(b"\n", start)
+                    piece = chunk[start:] if end < 0 else chunk[start : end + 1]
+                    start += len(piece)
+                    if not too_long:
+                        pending += piece
+                        too_long = len(pending) - pending.endswith(b"\n") > MAX_LINE_BYTES
+                        if too_long:
+                            pending.clear()
+                    if end >= 0:
+                        self._lines.put(None if too_long else bytes(pending))
+                        pending.clear()
+                        too_long = False
+        except OSError:
+            pass
+        finally:
+            if too_long or pending:  # a last line without its newline
+                self._lines.put(None if too_long else bytes(pending))
+            self._lines.put(b"")
+
+
 class AppServer:
     """Reads requests with :meth:`handle_line` (or :meth:`serve`) and answers through a :class:`MessageWriter`."""
 
@@ -392,23 +449,24 @@ class AppServer:
 
         Whatever ends the loop (end of input, a closed output, Ctrl-C, an exception from a signal
         handler), a running sign-in is cancelled and its completion sent before this returns or raises.
+        The stream's file descriptor is read by a :class:`_LineReader` thread from here on.
         """
         reason = "shutdown"
+        lines = _LineReader(stream.fileno())
         try:
             while not self.writer.closed.is_set() and not self.stop_requested:
                 self.reading = True
                 try:
                     if self.stop_requested:  # set between the loop's check and `reading` becoming true
                         break
-                    line = stream.readline(MAX_LINE_BYTES + 1)
+                    line = lines.next_line(self.writer.closed)
                 finally:
                     self.reading = False
-                if not line:
-                    break
-                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    self._skip_rest_of_line(stream)
+                if line is None:
                     self.writer.error(None, PARSE_ERROR, f"Parse error: message longer than {MAX_LINE_BYTES} bytes")
                     continue
+                if not line:
+                    break
                 self.handle_line(line)
         except KeyboardInterrupt:
             reason = "interrupted"
@@ -419,13 +477,6 @@ class AppServer:
         finally:
             self.shutdown(self.stop_reason if self.stop_requested else reason)
         return 0
-
-    @staticmethod
-    def _skip_rest_of_line(stream: BinaryIO) -> None:
-        while True:
-            chunk = stream.readline(MAX_LINE_BYTES)
-            if not chunk or chunk.endswith(b"\n"):
-                return
 
     def shutdown(self, reason: str = "shutdown") -> None:
         """Cancel a running sign-in and wait (bounded) until its completion has been sent."""
@@ -617,7 +668,7 @@ class AppServer:
         )
         with self._lock:
             self._active = active
-        active.waiter.start()
+        start_thread(active.waiter)
         return Reply({"type": "chatgpt", "loginId": active.login_id, "authUrl": server.auth_url}, active.answered.set)
 
     def _wait_for_login(self, active: _ActiveLogin) -> None:

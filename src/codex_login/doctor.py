@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from ._threads import start_thread
 from .config import DEFAULT_PORT, FALLBACK_PORT, Config
 from .diagnostics.advice import advice_for
 from .diagnostics.logfile import LOG_FILE_NAME
@@ -138,7 +139,7 @@ def _in_thread(func: Callable[[], T], timeout: float) -> tuple[bool, T | None, B
             failure.append(exc)
 
     worker = threading.Thread(target=run, name="codex-login-doctor", daemon=True)
-    worker.start()
+    start_thread(worker)
     worker.join(timeout)
     if worker.is_alive():
         return False, None, None
@@ -444,7 +445,7 @@ def _loopback_check(timeout: float) -> Check:
     stop = threading.Event()
     server = threading.Thread(target=_serve_probe, args=(sockets, nonce, stop), daemon=True,
                               name="codex-login-doctor-listener")
-    server.start()
+    start_thread(server)
     targets = [("localhost", "localhost"), ("127.0.0.1", "127.0.0.1")]
     if any(s.family == socket.AF_INET6 for s in sockets):
         targets.append(("[::1]", "::1"))

@@ -409,11 +409,13 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
     """Wait for a still-running opener in the background so it never becomes a zombie."""
     import threading
 
+    from ._threads import start_thread
+
     def wait() -> None:
         with contextlib.suppress(OSError, ValueError):
             process.communicate()
 
-    threading.Thread(target=wait, name="codex-login-browser-reaper", daemon=True).start()
+    start_thread(threading.Thread(target=wait, name="codex-login-browser-reaper", daemon=True))
 
 
 def _run_command(argv: Sequence[str], name: str, wait_seconds: float, *, inherit_stdio: bool) -> OpenResult:
@@ -479,6 +481,8 @@ def _open_browser_env(browser_env: str, url: str, wait_seconds: float) -> OpenRe
 def _open_webbrowser(url: str, wait_seconds: float) -> OpenResult:
     import threading
 
+    from ._threads import start_thread
+
     verdict: list[bool | BaseException] = []
 
     def run() -> None:
@@ -490,7 +494,7 @@ def _open_webbrowser(url: str, wait_seconds: float) -> OpenResult:
             verdict.append(exc)
 
     thread = threading.Thread(target=run, name="codex-login-browser", daemon=True)
-    thread.start()
+    start_thread(thread)
     thread.join(wait_seconds)
     if not verdict:
         return OpenResult(True, "webbrowser")  # still running after the wait: treat as opened

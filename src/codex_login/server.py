@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from ._threads import start_thread
 from .config import (
     CLIENT_ID,
     DEFAULT_ISSUER,
@@ -260,7 +261,7 @@ class _Worker:
         # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.block_until_done.
         self.prepared = threading.Event()
         self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
-        self.thread.start()
+        start_thread(self.thread)
 
     def _work(self) -> None:
         try:
@@ -542,7 +543,7 @@ class LoginServer:
     # --- loop ----------------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        self._thread.start()
+        start_thread(self._thread)
         self._ready.wait(10)
 
     def _run(self) -> None:
@@ -1430,4 +1431,4 @@ def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> 
                 options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
 
     ctx = contextvars.copy_context()
-    threading.Thread(target=ctx.run, args=(open_it,), daemon=True, name="codex-login-browser").start()
+    start_thread(threading.Thread(target=ctx.run, args=(open_it,), daemon=True, name="codex-login-browser"))

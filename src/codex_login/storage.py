@@ -691,8 +691,10 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
 
     import threading
 
+    from ._threads import start_thread
+
     worker = threading.Thread(target=run, name="codex-login-keyring", daemon=True)
-    worker.start()
+    start_thread(worker)
     worker.join(timeout)
     if worker.is_alive():
         with _HUNG_GUARD:

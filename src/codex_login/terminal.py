@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from ._threads import start_thread
+
 if TYPE_CHECKING:
     from .environment import EnvironmentInfo, Reachability
     from .server import LoginServer
@@ -307,7 +309,7 @@ class PasteReader:
             return False
         self._started = True
         self._hide_echo()
-        threading.Thread(target=self._run, name="codex-login-paste-reader", daemon=True).start()
+        start_thread(threading.Thread(target=self._run, name="codex-login-paste-reader", daemon=True))
         return True
 
     def stop(self) -> None:

@@ -278,6 +278,9 @@ def port_refuses(port: int) -> bool:
             sock.connect((host, port))
         except ConnectionRefusedError:
             continue
+        except ConnectionResetError:
+            # The listener was closed while this probe sat in its accept queue: closing, not closed yet.
+            return False
         except OSError as err:  # no IPv6 loopback on this host: nothing can listen there
             if family == socket.AF_INET6:
                 continue
