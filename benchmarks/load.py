@@ -5,8 +5,10 @@ For each run a fresh ``codex-login --no-browser --port 0`` waits for the browser
 requests (at most 200 in flight), and the benchmark sends the real callback (``code`` + the right ``state``),
 timed to the 302 minus the token endpoint's own time, at one of three moments:
 
-* ``idle``: once the server has accepted the idle connections (no junk): the case the Rust CLI answers in
-  about 4 ms;
+* ``idle``: once the server has accepted the idle connections (no junk);
+* ``idle, error page``: the same, but the callback is ``error=access_denied`` (the error page, no token
+  exchange): the closest to the Rust CLI's "a real callback was still answered in 4 ms" with 1,000 idle
+  connections (its callback's exchange failed at once, with no network to the issuer);
 * ``after junk``: with the idle connections still open, right after the 1,000 junk requests were answered;
 * ``during junk``: when half of the junk has been sent, so the callback queues behind whatever junk the
   server has not answered yet: the hardest case.
@@ -122,7 +124,9 @@ class JunkProcess:
             raise BenchmarkError("the load process did not exit") from None
 
 
-MODES = ("idle", "after junk", "during junk")
+MODES = ("idle", "idle, error page", "after junk", "during junk")
+JUNK_MODES = ("after junk", "during junk")
+DENIED_MODE = "idle, error page"
 
 
 def cpu_ms(pid: int) -> float:
@@ -141,7 +145,7 @@ def one_run(issuer: RawIssuer, root: Path, mode: str, idle: int, junk: int) -> L
         pid = login.pid
         result.fds["before"] = open_fds(pid)
         result.rss_mib["before"] = rss_kib(pid) / 1024
-        load = JunkProcess(login.port, idle, 0 if mode == "idle" else junk)
+        load = JunkProcess(login.port, idle, junk if mode in JUNK_MODES else 0)
         connected = int(load.expect("idle ", 60).split()[1])
         if connected != idle:
             raise BenchmarkError(f"only {connected} of {idle} idle connections could be opened")
@@ -158,15 +162,18 @@ def one_run(issuer: RawIssuer, root: Path, mode: str, idle: int, junk: int) -> L
             load.expect("half", 60)
         elif mode == "after junk":
             load.expect("junk-done", 60)
-        reply = browser_get(login.port, login.success_target())
+        denied = mode == DENIED_MODE
+        reply = browser_get(login.port, login.denied_target() if denied else login.success_target())
         issuer_seconds = sum(s.seconds for s in issuer.served_between(reply.started, reply.finished))
-        if reply.status != 302:
+        if reply.status != (200 if denied else 302):
             raise BenchmarkError(f"the real callback under load got {reply.status}: {reply.body[:200]!r}")
         result.latency_ms = (reply.seconds - issuer_seconds) * 1000
-        peak_fds = peak_rss = 0
+        # The peak so far: the error page ends the attempt, so that process may be exiting by now.
+        peak_fds, peak_rss = result.fds["with idle connections"], rss_kib(pid) if still_running(pid) else 0
         while mode != "after junk":
-            peak_fds = max(peak_fds, open_fds(pid))
-            peak_rss = max(peak_rss, rss_kib(pid))
+            if still_running(pid):
+                peak_fds = max(peak_fds, open_fds(pid))
+                peak_rss = max(peak_rss, rss_kib(pid))
             try:
                 line = load.lines.get(timeout=SAMPLE_SECONDS)
             except queue.Empty:
@@ -176,9 +183,11 @@ def one_run(issuer: RawIssuer, root: Path, mode: str, idle: int, junk: int) -> L
             if line == "junk-done":
                 break
         result.junk_cpu_ms = cpu_ms(pid) - cpu_before
-        result.fds["peak"] = max(peak_fds, open_fds(pid))
-        result.rss_mib["peak"] = max(peak_rss, rss_kib(pid)) / 1024
-        result.fds["after the junk"] = open_fds(pid)
+        if still_running(pid):
+            peak_fds, peak_rss = max(peak_fds, open_fds(pid)), max(peak_rss, rss_kib(pid))
+            result.fds["after the junk"] = open_fds(pid)
+        result.fds["peak"] = peak_fds
+        result.rss_mib["peak"] = max(peak_rss / 1024, result.rss_mib["before"])
         result.summary = json.loads(load.expect("{", 60))
         load.finish()
         # The attempt settles by itself 10 s after the 302 when no browser fetches /success; under heavy load
@@ -186,11 +195,12 @@ def one_run(issuer: RawIssuer, root: Path, mode: str, idle: int, junk: int) -> L
         if still_running(pid):
             result.fds["after the idle ones were closed"] = open_fds(pid)
             result.rss_mib["after"] = rss_kib(pid) / 1024
-            page = browser_get(login.port, "/success")
-            if page.status != 200:
-                raise BenchmarkError(f"/success answered {page.status}")
+            if not denied:
+                page = browser_get(login.port, "/success")
+                if page.status != 200:
+                    raise BenchmarkError(f"/success answered {page.status}")
         code, maxrss, _ = login.finish()
-        if code != 0:
+        if code != (1 if denied else 0):
             raise BenchmarkError(f"codex-login exited {code}: {login.stderr_lines[-10:]!r}")
         result.maxrss_mib = maxrss / 1024
     except BaseException:
@@ -212,6 +222,7 @@ def run(runs: int, idle: int = 1000, junk: int = 1000) -> Section:
                 results[mode].append(one_run(issuer, path, mode, idle, junk))
     labels = {
         "idle": f"callback, {idle} idle connections open",
+        DENIED_MODE: f"error-page callback (access_denied), {idle} idle connections open",
         "after junk": f"callback right after {junk} junk requests ({idle} idle open)",
         "during junk": f"callback amid {junk} junk requests ({idle} idle open)",
     }
@@ -222,7 +233,7 @@ def run(runs: int, idle: int = 1000, junk: int = 1000) -> Section:
                 target=f"<= {LATENCY_TARGET_MS:g} ms", ok=median(latencies) <= LATENCY_TARGET_MS)
         )
     everything = [r for mode in MODES for r in results[mode]]
-    with_junk = [r for mode in MODES[1:] for r in results[mode]]
+    with_junk = [r for mode in JUNK_MODES for r in results[mode]]
     all_closed = all(r.summary.get("idle_closed") == idle for r in everything) and all(
         r.summary.get("junk_closed") == junk and r.summary.get("junk_answered") == junk for r in with_junk
     )
