@@ -74,3 +74,19 @@ def test_input_already_waiting_comes_before_the_end(pipe: tuple[int, int]) -> No
     feed(pipe[1], b"one\n", close=False).join(5)
     closed = threading.Event()
     assert reader.next_line(closed) == b"one\n"
+
+
+def test_the_reader_stays_a_few_lines_ahead_of_the_server(pipe: tuple[int, int]) -> None:
+    """Lines are read ahead only up to LINES_AHEAD: the pipe holds back a client that writes faster."""
+    from codex_login.app_server import LINES_AHEAD
+
+    reader = _LineReader(pipe[0])
+    total = LINES_AHEAD * 4
+    writer = feed(pipe[1], *[b"x" * 60_000 + b"\n" for _ in range(total)])
+    writer.join(1.0)
+    assert writer.is_alive()  # blocked: the reader took LINES_AHEAD lines (and a pipe's worth), no more
+    never = threading.Event()
+    got = [reader.next_line(never) for _ in range(total)]
+    writer.join(5)
+    assert not writer.is_alive()
+    assert got == [b"x" * 60_000 + b"\n"] * total and reader.next_line(never) == b""

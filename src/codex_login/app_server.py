@@ -63,6 +63,7 @@ LOGIN_TIMEOUT_ENV = "CODEX_LOGIN_APP_SERVER_LOGIN_TIMEOUT"
 #: A line longer than this is answered with a parse error and skipped, never buffered whole.
 MAX_LINE_BYTES = 1024 * 1024
 LINE_READ_CHUNK = 64 * 1024
+LINES_AHEAD = 8  # lines read before the server takes them (each at most MAX_LINE_BYTES)
 LINE_WAIT_SECONDS = 0.25  # how late a signal that races the wait for input may be handled
 #: How long a cancelled sign-in may take to report its end before the next step goes on without it.
 CANCEL_JOIN_SECONDS = 10.0
@@ -375,21 +376,33 @@ class _LineReader:
     directly (no buffered reader whose lock the daemon thread could hold when the stream is closed).
 
     Lines keep their ``\n``. A line longer than :data:`MAX_LINE_BYTES` (without its ``\n``) is skipped whole
-    and comes out as ``None``; ``b""`` is the end of input (or a read error).
+    and comes out as ``None``; ``b""`` is the end of input (or a read error). At most :data:`LINES_AHEAD`
+    lines wait in memory: a client that writes faster than the server answers is held back by the pipe, as
+    it was when the main thread read the lines itself.
     """
 
     def __init__(self, fd: int) -> None:
         self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._room = threading.BoundedSemaphore(LINES_AHEAD)
         start_thread(threading.Thread(target=self._run, args=(fd,), name="codex-login-app-input", daemon=True))
 
     def next_line(self, closed: threading.Event) -> bytes | None:
         """The next line; ``b""`` at the end of input or once ``closed`` is set (nobody reads the answers)."""
         while True:
             try:
-                return self._lines.get(timeout=LINE_WAIT_SECONDS)
+                line = self._lines.get(timeout=LINE_WAIT_SECONDS)
             except queue.Empty:
                 if closed.is_set():
                     return b""
+                continue
+            if line != b"":
+                self._room.release()
+            return line
+
+    def _put(self, line: bytes | None) -> None:
+        if line != b"":  # the end always fits: nothing follows it
+            self._room.acquire()
+        self._lines.put(line)
 
     def _run(self, fd: int) -> None:
         pending = bytearray()
@@ -407,15 +420,15 @@ class _LineReader:
                         if too_long:
                             pending.clear()
                     if end >= 0:
-                        self._lines.put(None if too_long else bytes(pending))
+                        self._put(None if too_long else bytes(pending))
                         pending.clear()
                         too_long = False
         except OSError:
             pass
         finally:
             if too_long or pending:  # a last line without its newline
-                self._lines.put(None if too_long else bytes(pending))
-            self._lines.put(b"")
+                self._put(None if too_long else bytes(pending))
+            self._put(b"")
 
 
 class AppServer:
