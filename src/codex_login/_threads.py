@@ -1,10 +1,11 @@
 """Starting the package's threads so that SIGINT and SIGTERM reach the main thread.
 
 Python runs signal handlers in the main thread only, but the kernel may deliver a process's signal to any
-thread that does not block it. When another thread takes it, the main thread is not interrupted: one blocked
-in a read (the app server waiting for its next message) never runs the handler, and Ctrl-C or SIGTERM is lost
-(the app server's SIGTERM test, about 1 run in 30). Every thread the package starts therefore blocks both
-signals; a thread inherits the mask of the thread that starts it, so it is set around ``start()``.
+thread that does not block it; a main thread blocked in a system call is then not interrupted and runs the
+handler only when the call returns. Every thread the package starts therefore blocks both signals (a thread
+inherits the mask of the thread that starts it, so it is set around ``start()``), and the main thread's waits
+are interrupted by them. A signal that lands just before a blocking call is still handled only after it:
+waits that must react to signals also use a timeout (``app_server._LineReader``, the CLI's 0.1 s polls).
 """
 
 from __future__ import annotations
