@@ -16,14 +16,13 @@ import threading
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
-def start_thread(thread: threading.Thread) -> threading.Thread:
-    """``thread.start()`` with SIGINT and SIGTERM blocked in the new thread; returns ``thread``."""
+def start_thread(thread: threading.Thread) -> None:
+    """``thread.start()`` with SIGINT and SIGTERM blocked in the new thread."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: signals are not delivered to threads there
         thread.start()
-        return thread
+        return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         thread.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return thread

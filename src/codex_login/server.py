@@ -258,7 +258,7 @@ class _Worker:
         self._jobs: queue.SimpleQueue[Callable[[HttpClient], None] | None] = queue.SimpleQueue()
         self._prepare = prepare
         self._fallback = fallback
-        # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.block_until_done.
+        # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.wait_prepared.
         self.prepared = threading.Event()
         self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
         start_thread(self.thread)

@@ -41,8 +41,10 @@ class Spinner:
     def update(self, label: str) -> None:
         self._label = label
         if self.mode.rewrite and self._thread is None:
+            from .._threads import start_thread
+
             self._thread = threading.Thread(target=self._run, name="codex-login-spinner", daemon=True)
-            self._thread.start()
+            start_thread(self._thread)
 
     def _run(self) -> None:
         frame = 0
