@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 
 from .diagnostics import events
@@ -34,6 +35,16 @@ def form_body(pairs: Iterable[tuple[str, str]]) -> str:
 
 def token_endpoint_for(issuer: str) -> str:
     return f"{issuer.rstrip('/')}/oauth/token"
+
+
+@lru_cache(maxsize=8)
+def loggable_token_endpoint(issuer: str) -> tuple[str, str]:
+    """The issuer and its token endpoint as ``token exchange started`` logs them (sanitized URLs).
+
+    Computed once per issuer: the browser sign-in computes them while the browser is away, so a callback
+    does not parse two URLs on its way to the token endpoint (issue 9).
+    """
+    return sanitize_url_for_logging(issuer), sanitize_url_for_logging(token_endpoint_for(issuer))
 
 
 @dataclass(frozen=True)
@@ -219,11 +230,9 @@ def exchange_code_for_tokens(
 ) -> ExchangedTokens:
     """reference-spec §7: ``POST {issuer}/oauth/token`` with the authorization_code grant."""
     token_endpoint = token_endpoint_for(issuer)
+    issuer_for_log, token_endpoint_for_log = loggable_token_endpoint(issuer)
     events.token_exchange_started(
-        issuer=sanitize_url_for_logging(issuer),
-        token_endpoint=sanitize_url_for_logging(token_endpoint),
-        redirect_uri=redirect_uri,
-        logger=logger,
+        issuer=issuer_for_log, token_endpoint=token_endpoint_for_log, redirect_uri=redirect_uri, logger=logger
     )
     route = client.route_for(token_endpoint)
     events.token_request_route(ca_source=route.ca_source, proxy=route.proxy, logger=logger)
