@@ -112,8 +112,10 @@ def test_non_finite_constants_are_rejected() -> None:
 
 
 def test_without_the_accelerator_json_does_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fastjson, "_json", None)
-    monkeypatch.setattr(_fastjson, "_scan", None)
+    # As _Accelerator.load leaves it on a Python without ``_json``.
+    monkeypatch.setattr(_fastjson._Accelerator, "loaded", True)
+    monkeypatch.setattr(_fastjson._Accelerator, "module", None)
+    monkeypatch.setattr(_fastjson._Accelerator, "scan", None)
     for text in ('{"a": [1, 2.5, null, true, "\\u00e9"]}', "{not json"):
         assert outcome(_fastjson.loads, text) == outcome(json_loads, text)
     flat = {"a": "é", "b": None, "c": True}

@@ -184,6 +184,8 @@ def test_status_imports_nothing_heavy(codex_home: Path, stored: str, as_json: bo
     assert own == STATUS_MODULES, sorted(own ^ STATUS_MODULES)
     stdlib = modules - own - interpreter_modules()
     assert stdlib <= STATUS_STDLIB, sorted(stdlib - STATUS_STDLIB)
+    # JSON's accelerator (a shared library to load) only when there is JSON to read or write.
+    assert ("_json" in modules) == (stored != "nothing" or as_json)
 
 
 def test_status_with_a_plain_config_file_adds_only_the_subset_reader(codex_home: Path) -> None:

@@ -19,11 +19,7 @@ scanner and string encoders ``json`` itself uses, and leaves everything else to 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-
-try:
-    import _json
-except ImportError:  # another Python implementation: json's own pure-Python code does the work
-    _json = None  # type: ignore[assignment]
+    from types import ModuleType
 
 #: What ``json`` counts as whitespace around a document (``json.decoder.WHITESPACE``).
 _WHITESPACE = " \t\n\r"
@@ -46,17 +42,38 @@ class _ScannerSettings:
         self.parse_constant = parse_constant
 
 
-# typeshed types the argument as a scanner; _json reads only the six attributes above from it.
-_scan = _json.make_scanner(_ScannerSettings(_reject_constant)) if _json is not None else None  # type: ignore[arg-type]
+class _Accelerator:
+    """``_json`` and a scanner made with it, loaded on first use: ``_json`` is a shared library in most
+    builds, and loading it costs ``status`` about half a millisecond, which a signed-out ``status`` (no
+    auth.json to read) need not pay. ``module`` stays None on a Python without ``_json``."""
+
+    loaded = False
+    module: "ModuleType | None" = None
+    scan: "Callable[[str, int], tuple[object, int]] | None" = None
+
+    @classmethod
+    def load(cls) -> "type[_Accelerator]":
+        if not cls.loaded:
+            try:
+                import _json
+            except ImportError:  # another Python implementation: json's own pure-Python code does the work
+                pass
+            else:
+                # typeshed types the argument as a scanner; _json reads only the six attributes above from it.
+                cls.scan = _json.make_scanner(_ScannerSettings(_reject_constant))  # type: ignore[arg-type]
+                cls.module = _json
+            cls.loaded = True
+        return cls
 
 
 def loads(text: str) -> object:
     """``json.loads(text, parse_constant=...)`` where ``NaN``, ``Infinity`` and ``-Infinity`` raise
     ``ValueError("non-finite number")`` (serde_json rejects them)."""
-    if _scan is not None:
+    scan = _Accelerator.load().scan
+    if scan is not None:
         start = len(text) - len(text.lstrip(_WHITESPACE))
         try:
-            value, end = _scan(text, start)
+            value, end = scan(text, start)
         except Exception:  # json.loads below raises the exact error
             value, end = None, -1
         # A JSON value never ends in whitespace, so only whitespace follows it exactly when this holds.
@@ -69,11 +86,12 @@ def loads(text: str) -> object:
 
 def dumps_flat(obj: "Mapping[str, str | bool | None]", *, ensure_ascii: bool = True) -> str:
     """``json.dumps(obj, ensure_ascii=ensure_ascii)`` for an object whose values are strings, booleans or None."""
-    if _json is None:
+    accelerator = _Accelerator.load().module
+    if accelerator is None:
         import json
 
         return json.dumps(obj, ensure_ascii=ensure_ascii)
-    encode = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+    encode = accelerator.encode_basestring_ascii if ensure_ascii else accelerator.encode_basestring
     members = []
     for key, value in obj.items():
         if isinstance(value, str):
