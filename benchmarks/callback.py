@@ -15,8 +15,11 @@ The success attempts then follow the redirect to ``/success`` and the process ex
 
 Baselines measured in the same run: a loopback HTTP round trip to the raw issuer (what any answer over
 loopback costs from this client) and a durable write of an auth.json-sized file (write, fsync, rename,
-fsync of the directory: what saving credentials safely costs on this disk); for memory, the peak RSS of
-``python -c pass`` and of ``python -c "import httpx"`` (the interpreter and the HTTP stack alone).
+fsync of the directory: what saving credentials safely costs on this disk), back to back and after the same
+idle spell the callback finds codex-login in. The ratios are to the idle ones, as a floor: one round trip
+for the error page, three round trips (the browser's request, the two token requests) and the save for the
+success path. For memory, the peak RSS of ``python -c pass`` and of ``python -c "import httpx"`` (the
+interpreter and the HTTP stack alone).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +91,10 @@ class Attempts:
     maxrss_kib: list[int] = field(default_factory=list)
 
 
-def one_attempt(issuer: RawIssuer, root: Path, *, success: bool, into: Attempts) -> None:
-    login = LoginProcess(issuer.url, root)
+def one_attempt(
+    issuer: RawIssuer, root: Path, *, success: bool, into: Attempts, extra_env: Mapping[str, str] | None = None
+) -> None:
+    login = LoginProcess(issuer.url, root, extra_env=extra_env)
     try:
         login.wait_ready()
         wait_until_idle(login.pid)
@@ -204,11 +210,12 @@ def run(attempts: int) -> tuple[Section, Section]:
     save = median(writes)
     idle_rtt = median(idle_trips)
     idle_save = median(idle_writes)
-    _latency_rows(latency, "error page (access_denied)", denied, rtt, "loopback round trip")
-    # The success path's floor: its two token requests and its durable save, as raw sockets and system calls
-    # cost them after the same idle spell.
+    # The floors, as raw sockets and system calls cost them after the same idle spell as the callback's: the
+    # error page is one loopback round trip (the browser's request); the success path is three (the browser's
+    # request and the two token requests) and one durable save.
+    _latency_rows(latency, "error page (access_denied)", denied, idle_rtt, "1 round trip, idle")
     _latency_rows(
-        latency, "success 302 (minus token endpoint)", success, 2 * idle_rtt + idle_save, "2 round trips + save, idle"
+        latency, "success 302 (minus token endpoint)", success, 3 * idle_rtt + idle_save, "3 round trips + save, idle"
     )
     latency.notes += [
         f"{attempts} attempts of each kind, each a fresh codex-login process, the callback sent once it is idle",
