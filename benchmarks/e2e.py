@@ -75,19 +75,24 @@ def one_sign_in(issuer_url: str, root: Path) -> dict[str, float]:
             **agent_env(results, script="signin", timeout=60, issuer=issuer_url),
         },
     )
-    spawn = time.time()
-    proc = subprocess.run(
-        [str(console_script()), "--issuer", issuer_url, "--port", "0"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    exit_ = time.time()
-    if proc.returncode != 0 or "Successfully logged in" not in proc.stderr:
-        raise BenchmarkError(f"the sign-in failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
+    # Output to files, not pipes: the browser command inherits codex-login's stdout and stderr (as a terminal
+    # browser must), and waiting for a pipe's end would time the browser agent's exit, not codex-login's.
+    with (root / "stdout").open("w+b") as out, (root / "stderr").open("w+b") as err:
+        spawn = time.time()
+        proc = subprocess.run(
+            [str(console_script()), "--issuer", issuer_url, "--port", "0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=180,
+            check=False,
+        )
+        exit_ = time.time()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if proc.returncode != 0 or "Successfully logged in" not in stderr:
+        raise BenchmarkError(f"the sign-in failed (exit {proc.returncode}): {stderr[-3000:]}")
     agent = wait_for_result(results, 30)
     if not agent.ok:
         raise BenchmarkError(agent.describe())
