@@ -234,6 +234,19 @@ def test_the_console_script_is_the_projects_own_wrapper() -> None:
     assert "import re" not in installed
 
 
+@pytest.mark.parametrize("preload", ["", "import httpx; "], ids=["status-like", "after-httpx"])
+def test_before_exit_freezes_the_heap_only_after_the_http_stack_was_loaded(preload: str) -> None:
+    """The entry points call ``before_exit`` (teardown without the cycle collector's walks) only where it pays:
+    after a command that loaded httpx; a ``status`` or ``--help`` process exits as the interpreter always does."""
+    code = f"{preload}import gc; from codex_login.cli import before_exit; before_exit(); print(gc.get_freeze_count())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    frozen = int(proc.stdout)
+    assert (frozen > 1000) if preload else (frozen == 0), frozen
+    for entry in (CONSOLE_SCRIPT.read_text(encoding="utf-8"), (Path(cli.__file__).parent / "__main__.py").read_text(encoding="utf-8")):
+        assert "before_exit()" in entry
+
+
 def test_status_with_options_goes_through_argparse_with_the_same_result(codex_home: Path) -> None:
     """Anything but the exact fast-path spellings is argparse's job (here an abbreviation and an override)."""
     modules, proc = imported_modules(["status", "-c", 'issuer="https://auth.openai.com"', "--js"], codex_home)

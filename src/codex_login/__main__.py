@@ -1,3 +1,5 @@
-from .cli import main
+from .cli import before_exit, main
 
-raise SystemExit(main())
+code = main()
+before_exit()
+raise SystemExit(code)
