@@ -234,6 +234,19 @@ def test_the_console_script_is_the_projects_own_wrapper() -> None:
     assert "import re" not in installed
 
 
+def test_the_browser_sign_in_imports_httpx_only_in_its_worker() -> None:
+    """What a browser sign-in imports before it prints the URL (the command, the server, the HTTP client's
+    settings) does not import httpx: the worker imports it while the browser is away."""
+    code = (
+        "import sys, codex_login.commands.login, codex_login.server, codex_login.http, codex_login.oauth; "
+        "from codex_login.http import HttpSettings; HttpSettings(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'h11')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("preload", ["", "import httpx; "], ids=["status-like", "after-httpx"])
 def test_before_exit_freezes_the_heap_only_after_the_http_stack_was_loaded(preload: str) -> None:
     """The entry points call ``before_exit`` (teardown without the cycle collector's walks) only where it pays:

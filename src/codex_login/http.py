@@ -5,6 +5,10 @@ code or a verifier to a second host: RFC 9700 §4.12), reads at most 1 MiB of bo
 DECISIONS D-9 names, and takes its proxy from the environment. Failures become
 :class:`~codex_login.errors.TransportError` with a ``transport_kind`` decided from exception *types* (never
 by matching message text) and a message whose URLs are redacted.
+
+httpx is imported by the functions that use it, not with this module: every command imports
+:class:`HttpSettings` for its options, and a browser sign-in must not spend the ~35 ms httpx takes to
+import before it prints the URL; its worker imports httpx while the browser is away (issue 9).
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from .diagnostics.redact import proxy_for_logging, redact_sensitive_url_parts
 from .errors import TransportError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_TOTAL_TIMEOUT = 60.0
@@ -184,6 +189,8 @@ class HttpClient:
     """
 
     def __init__(self, settings: HttpSettings | None = None) -> None:
+        import httpx
+
         self.settings = settings or HttpSettings()
         self.env: Mapping[str, str] = self.settings.env if self.settings.env is not None else os.environ
         self.ca = resolve_ca_source(self.env)
@@ -208,6 +215,8 @@ class HttpClient:
         return Route(ca_source=self.ca.name, proxy="none" if proxy is None else proxy_for_logging(proxy))
 
     def _transport(self, url: str) -> httpx.HTTPTransport:
+        import httpx
+
         proxy = self.proxy_for(url)
         transport = self._transports.get(proxy)
         if transport is not None:
@@ -236,6 +245,8 @@ class HttpClient:
     def _parsed(self, url: str) -> httpx.URL:
         """``url`` parsed by httpx, once per URL: a sign-in posts twice to the same token endpoint, and on the
         callback's cold CPU a parse costs about a quarter of a millisecond (issue 9)."""
+        import httpx
+
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = httpx.URL(url)
@@ -247,6 +258,8 @@ class HttpClient:
         """Build the transport for ``url`` now (TLS trust store, proxy, connection pool) and parse the URL,
         without sending anything, so the first request does not pay for it. A problem (a bad CA file, a URL
         httpx rejects...) is left for that request to report."""
+        import httpx
+
         try:
             self._transport(url)
             self._parsed(url)
@@ -278,6 +291,8 @@ class HttpClient:
     def request(
         self, method: str, url: str, *, content: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> HttpResponse:
+        import httpx
+
         deadline = time.monotonic() + self.settings.total_timeout
         try:
             transport = self._transport(url)
@@ -349,6 +364,8 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
     A failed connect while a proxy is configured for the URL is a proxy failure: the only peer we tried
     to reach was the proxy.
     """
+    import httpx
+
     chain = _chain(err)
     code = _errno_of(chain)
     is_timeout = isinstance(err, httpx.TimeoutException)
@@ -381,6 +398,8 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
 def _proxy_refusal(chain: list[BaseException]) -> int | None:
     """The status a proxy answered CONNECT with (a 407 asks for credentials: security D6). httpcore puts it
     first in the ProxyError message; only the number is used, never the proxy's own wording."""
+    import httpx
+
     for exc in chain:
         if isinstance(exc, httpx.ProxyError):
             head = str(exc)[:4]
