@@ -525,6 +525,27 @@ def test_an_attempt_ended_at_once_is_done_only_after_its_tls_setup(issuer: Scrip
         assert server.wait_prepared(0)
 
 
+def test_no_http_client_at_all_fails_the_callback_instead_of_hanging(
+    issuer: ScriptedIssuer, codex_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx is imported by the worker (issue 9): if no HTTP client can be built there at all (httpx missing
+    from a broken install), the callback is still answered and the attempt ends with an internal error."""
+    from codex_login import server as server_module
+
+    def no_client(_settings: object = None) -> object:
+        raise ImportError("No module named 'httpx'")
+
+    monkeypatch.setattr(server_module, "HttpClient", no_client)
+    server = start(codex_home, issuer.url)
+    answer = callback(server, f"code=abc&state={STATE}", follow=False)
+    assert answer.status_code == 500
+    failure = outcome(server)
+    assert isinstance(failure, LoginError) and failure.failure_class == "internal_error"
+    assert "ImportError" in str(failure)
+    assert issuer.token_requests() == []
+    assert not (codex_home / "auth.json").exists()
+
+
 def test_wait_prepared_waits_for_the_workers_tls_setup(issuer: ScriptedIssuer, codex_home: Path) -> None:
     """What a program that exits right after starting a server (the fuzz harness) waits on."""
     server = start(codex_home, issuer.url)

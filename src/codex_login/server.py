@@ -256,7 +256,7 @@ class _Worker:
     """
 
     def __init__(self, prepare: Callable[[], HttpClient], fallback: Callable[[], HttpClient]) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[HttpClient], None] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[HttpClient | Exception], None] | None] = queue.SimpleQueue()
         self._prepare = prepare
         self._fallback = fallback
         # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.wait_prepared.
@@ -265,17 +265,22 @@ class _Worker:
         start_thread(self.thread)
 
     def _work(self) -> None:
+        client: HttpClient | Exception
         try:
             client = self._prepare()
         except Exception:  # warming up is best effort; a real problem shows in the exchange itself
-            client = self._fallback()
+            try:
+                client = self._fallback()
+            except Exception as err:  # no client at all (httpx missing?): each job fails with this, none hangs
+                client = err
         finally:
             self.prepared.set()
         try:
             while (job := self._jobs.get()) is not None:
                 job(client)
         finally:
-            client.close()
+            if not isinstance(client, Exception):
+                client.close()
 
     def run(
         self,
@@ -289,8 +294,10 @@ class _Worker:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
 
-        def job(client: HttpClient) -> None:
+        def job(client: HttpClient | Exception) -> None:
             try:
+                if isinstance(client, Exception):
+                    raise client
                 value = context.run(func, client)
             except BaseException as err:  # handed to ``then``, which decides what it means
                 failure = err
