@@ -28,7 +28,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,9 +92,15 @@ class Attempts:
 
 
 def one_attempt(
-    issuer: RawIssuer, root: Path, *, success: bool, into: Attempts, extra_env: Mapping[str, str] | None = None
+    issuer: RawIssuer,
+    root: Path,
+    *,
+    success: bool,
+    into: Attempts,
+    extra_env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> None:
-    login = LoginProcess(issuer.url, root, extra_env=extra_env)
+    login = LoginProcess(issuer.url, root, extra_env=extra_env, command=command)
     try:
         login.wait_ready()
         wait_until_idle(login.pid)

@@ -5,10 +5,11 @@
 
 Medians move by a millisecond or more between runs on a shared VM, so two separate ``benchmarks.run`` tables
 cannot show a change of that size. Here each round runs both versions back to back, in a shuffled order, so
-both see the same machine: the revision from a temporary ``git worktree`` (its ``src`` first on
-``PYTHONPATH``), this tree as installed. Same measurements as ``callback`` (the success path minus the token
-endpoint's own time, against the raw issuer) and ``startup`` (``status`` wall time, signed out and with a
-ChatGPT sign-in), same interpreter and console script.
+both see the same machine: the revision from a temporary ``git worktree``, this tree from the repository,
+each run as ``python <tree>/bin/codex-login`` with its own ``src`` first on ``PYTHONPATH`` (the installed console
+script may not match an older revision's package). Same measurements as ``callback`` (the success path minus
+the token endpoint's own time, against the raw issuer) and ``startup`` (``status`` wall time, signed out and
+with a ChatGPT sign-in), same interpreter.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.callback import Attempts, one_attempt
-from benchmarks.common import REPO_ROOT, bench_env, console_script, median, percentile, run_child, script_interpreter
+from benchmarks.common import REPO_ROOT, bench_env, median, percentile, run_child, script_interpreter
 from benchmarks.issuer import RawIssuer, chatgpt_tokens
 
 VERSIONS = ("revision", "this tree")
@@ -70,7 +71,6 @@ class Comparison:
         self.revision_src = revision_src
         self.issuer = issuer
         self.python = script_interpreter()
-        self.script = str(console_script())
         self.home = root / "home"
         self.home.mkdir()
         self.status_homes = _status_homes(root)
@@ -79,10 +79,15 @@ class Comparison:
         self.baseline: list[float] = []
         self._attempts = 0
 
+    def tree_of(self, version: str) -> Path:
+        return self.revision_src.parent if version == "revision" else REPO_ROOT
+
     def env_of(self, version: str) -> dict[str, str]:
-        # Each version's src first on the path; this tree's too, so both interpreters search the same number of
-        # path entries for every import (an extra entry alone costs ``status`` a few percent).
-        return {"PYTHONPATH": str(self.revision_src if version == "revision" else REPO_ROOT / "src")}
+        # Each version's src first on the path (this tree's too, so both search the same path entries).
+        return {"PYTHONPATH": str(self.tree_of(version) / "src")}
+
+    def command_of(self, version: str) -> list[str]:
+        return [self.python, str(self.tree_of(version) / "bin" / "codex-login")]
 
     def steps(self) -> list[tuple[str, str, str]]:
         """One round: (what, version, status home) for everything measured, in a shuffled order."""
@@ -99,11 +104,18 @@ class Comparison:
             self.baseline.append(run.wall * 1000)
         elif what == "status":
             env = bench_env(self.home, self.status_homes[label], self.env_of(version))
-            self.status[(label, version)].append(run_child([self.python, self.script, "status"], env).wall * 1000)
+            self.status[(label, version)].append(run_child([*self.command_of(version), "status"], env).wall * 1000)
         else:
             self._attempts += 1
             root = self.root / f"callback-{self._attempts}"
-            one_attempt(self.issuer, root, success=True, into=self.callbacks[version], extra_env=self.env_of(version))
+            one_attempt(
+                self.issuer,
+                root,
+                success=True,
+                into=self.callbacks[version],
+                extra_env=self.env_of(version),
+                command=self.command_of(version),
+            )
 
     def report(self, revision: str, rounds: int) -> list[str]:
         base = median(self.baseline)

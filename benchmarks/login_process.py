@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -85,13 +85,21 @@ def browser_get(port: int, target: str, *, timeout: float = 10.0) -> HttpReply:
 class LoginProcess:
     """One ``codex-login`` browser sign-in in a subprocess. Always end it with :meth:`finish` or :meth:`kill`."""
 
-    def __init__(self, issuer: str, root: Path, *, extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        root: Path,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        """``command`` runs codex-login (default: the installed console script)."""
         home = root / "home"
         self.codex_home = root / "codex-home"
         home.mkdir(parents=True, exist_ok=True)
         self.codex_home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [str(console_script()), "--no-browser", "--port", "0", "--issuer", issuer],
+            [*(command or [str(console_script())]), "--no-browser", "--port", "0", "--issuer", issuer],
             env=bench_env(home, self.codex_home, extra_env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
