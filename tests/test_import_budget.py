@@ -269,21 +269,21 @@ def test_status_with_options_goes_through_argparse_with_the_same_result(codex_ho
     assert "argparse" in modules
 
 
-def test_fast_status_namespace_is_what_argparse_builds() -> None:
+def test_fast_namespaces_are_what_argparse_builds() -> None:
     parser = cli.build_parser()
-    for argv in (["status"], ["status", "--json"]):
-        fast = cli._fast_status_args(argv)
+    for argv in ([], ["status"], ["status", "--json"]):
+        fast = cli._fast_args(argv)
         assert fast is not None
         assert vars(fast) == vars(parser.parse_args(argv))
 
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--help"], ["status", "--js"], ["status", "--json", "--json"], ["-c", "a=b", "status"],
-     ["status", "-c", "a=b"], ["status", "extra"], ["logout"], ["--no-browser"]],
+    [["--help"], ["status", "--js"], ["status", "--json", "--json"], ["-c", "a=b", "status"],
+     ["status", "-c", "a=b"], ["status", "extra"], ["logout"], ["--no-browser"], ["--device-auth"], [""]],
 )
-def test_fast_status_path_takes_only_the_exact_spellings(argv: list[str]) -> None:
-    assert cli._fast_status_args(argv) is None
+def test_fast_path_takes_only_the_exact_spellings(argv: list[str]) -> None:
+    assert cli._fast_args(argv) is None
 
 
 def test_help_prints_exactly_what_argparse_prints_at_80_columns(

@@ -3,9 +3,9 @@
 Also what every command uses to start: :func:`settings_from_args` (the configuration, with the reference's
 error texts) and :func:`err`. Only argparse and the standard library are imported here (the configuration's
 modules when it is loaded); each command imports what it needs when it runs.
-``codex-login --help`` and a plain ``codex-login status [--json]`` do not even import argparse (see
-:func:`_fast_status_args`): importing it and building the parser costs about half of what starting the
-interpreter does.
+``codex-login --help``, a plain ``codex-login status [--json]`` and a plain ``codex-login`` (the browser sign-in
+with every default) do not even import argparse (see :func:`_fast_args`): importing it and building the parser
+costs about half of what starting the interpreter does, and 25-30 ms before a sign-in prints its URL.
 """
 
 # Annotations are evaluated (no ``from __future__ import annotations``): ``codex-login status`` imports this
@@ -212,16 +212,17 @@ class _Namespace:
         self.__dict__.update(values)
 
 
-def _fast_status_args(argv: "Sequence[str]") -> _Namespace | None:
-    """The namespace argparse would build for exactly ``status`` or ``status --json``, else None.
+def _fast_args(argv: "Sequence[str]") -> _Namespace | None:
+    """The namespace argparse would build for exactly nothing (the browser sign-in), ``status`` or
+    ``status --json``, else None.
 
     Only those spellings are taken here: abbreviations, ``-c`` overrides, options before the subcommand and
     every error go through argparse, so its texts and exit codes stay the only ones.
     """
-    if not argv or argv[0] != "status" or len(argv) > 2 or (len(argv) == 2 and argv[1] != "--json"):
+    if argv and (argv[0] != "status" or len(argv) > 2 or (len(argv) == 2 and argv[1] != "--json")):
         return None
     # Attribute for attribute what ``build_parser().parse_args(argv)`` returns (a test compares them).
-    return _Namespace(
+    defaults = _Namespace(
         overrides=[],
         issuer=None,
         client_id=None,
@@ -231,9 +232,11 @@ def _fast_status_args(argv: "Sequence[str]") -> _Namespace | None:
         port=None,
         no_browser=False,
         timeout=None,
-        command="status",
-        json=len(argv) == 2,
+        command=None,
     )
+    if argv:
+        defaults.__dict__.update(command="status", json=len(argv) == 2)
+    return defaults
 
 
 def err(line: str, stream: "TextIO | None" = None) -> None:
@@ -312,7 +315,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         except (AttributeError, OSError):
             pass
         raise SystemExit(0)
-    args: argparse.Namespace | _Namespace = _fast_status_args(arguments) or _parse(arguments)
+    args: argparse.Namespace | _Namespace = _fast_args(arguments) or _parse(arguments)
     module_name, _, func_name = COMMANDS[args.command].partition(":")
     try:
         # ``__import__`` rather than importlib.import_module: importing importlib also imports warnings.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import signal
 import threading
@@ -17,6 +16,8 @@ from ..errors import LoginCancelled, LoginError
 from .common import attempt_footer, config_from_args, err
 
 if TYPE_CHECKING:
+    import argparse
+
     from ..server import LoginServer, ServerOptions
     from ..terminal import TerminalPrinter
 
