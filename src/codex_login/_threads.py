@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
@@ -26,3 +30,28 @@ def start_thread(thread: threading.Thread) -> None:
         thread.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def call_with_timeout(
+    func: Callable[[], T], timeout: float, name: str
+) -> tuple[threading.Thread, T | None, BaseException | None]:
+    """Run ``func`` in a daemon thread (started by :func:`start_thread`) and wait at most ``timeout`` seconds.
+
+    Returns the thread, and ``func``'s result or the exception it raised. A thread still alive has not
+    finished: its call is abandoned, never joined, and the result and exception are None.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(func())
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    start_thread(thread)
+    thread.join(timeout)
+    if thread.is_alive():
+        return thread, None, None
+    return thread, (result[0] if result else None), (failure[0] if failure else None)

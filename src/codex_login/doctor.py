@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from ._threads import start_thread
+from ._threads import call_with_timeout, start_thread
 from .config import DEFAULT_PORT, FALLBACK_PORT, Config
 from .diagnostics.advice import advice_for
 from .diagnostics.logfile import LOG_FILE_NAME
@@ -129,21 +129,8 @@ class DoctorOptions:
 
 def _in_thread(func: Callable[[], T], timeout: float) -> tuple[bool, T | None, BaseException | None]:
     """Run ``func`` in a daemon thread; (finished, result, error). A late call is abandoned, never joined."""
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(func())
-        except BaseException as exc:  # reported to the caller
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="codex-login-doctor", daemon=True)
-    start_thread(worker)
-    worker.join(timeout)
-    if worker.is_alive():
-        return False, None, None
-    return True, (result[0] if result else None), (failure[0] if failure else None)
+    worker, result, error = call_with_timeout(func, timeout, "codex-login-doctor")
+    return not worker.is_alive(), result, error
 
 
 def _ms(seconds: float) -> str:

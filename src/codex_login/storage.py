@@ -680,29 +680,16 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
             if _HUNG_CALL[0].is_alive():
                 raise _KeyringCallError(message)
             _HUNG_CALL.clear()
-    result: list[object] = []
-    failure: list[BaseException] = []
+    from ._threads import call_with_timeout
 
-    def run() -> None:
-        try:
-            result.append(func(*args))
-        except BaseException as err:  # reported to the caller below
-            failure.append(err)
-
-    import threading
-
-    from ._threads import start_thread
-
-    worker = threading.Thread(target=run, name="codex-login-keyring", daemon=True)
-    start_thread(worker)
-    worker.join(timeout)
+    worker, result, failure = call_with_timeout(lambda: func(*args), timeout, "codex-login-keyring")
     if worker.is_alive():
         with _HUNG_GUARD:
             _HUNG_CALL[:] = [worker]
         raise _KeyringCallError(message)
-    if failure:
-        raise _KeyringCallError(_describe_exception(failure[0]))
-    return result[0] if result else None
+    if failure is not None:
+        raise _KeyringCallError(_describe_exception(failure))
+    return result
 
 
 def _import_keyring() -> ModuleType:
