@@ -215,12 +215,12 @@ class HttpClient:
         return Route(ca_source=self.ca.name, proxy="none" if proxy is None else proxy_for_logging(proxy))
 
     def _transport(self, url: str) -> httpx.HTTPTransport:
-        import httpx
-
         proxy = self.proxy_for(url)
         transport = self._transports.get(proxy)
         if transport is not None:
             return transport
+        import httpx
+
         if urlsplit(url).scheme == "https" and self._ssl is None:
             self._ssl = build_ssl_context(self.ca)
         try:
@@ -245,10 +245,10 @@ class HttpClient:
     def _parsed(self, url: str) -> httpx.URL:
         """``url`` parsed by httpx, once per URL: a sign-in posts twice to the same token endpoint, and on the
         callback's cold CPU a parse costs about a quarter of a millisecond (issue 9)."""
-        import httpx
-
         parsed = self._urls.get(url)
         if parsed is None:
+            import httpx
+
             parsed = httpx.URL(url)
             if len(self._urls) < MAX_PARSED_URLS:
                 self._urls[url] = parsed
