@@ -26,7 +26,8 @@ if __package__ in (None, ""):
 
 from benchmarks.callback import Attempts, one_attempt
 from benchmarks.common import REPO_ROOT, bench_env, median, percentile, run_child, script_interpreter
-from benchmarks.issuer import RawIssuer, chatgpt_tokens
+from benchmarks.issuer import RawIssuer
+from benchmarks.startup import write_homes
 
 VERSIONS = ("revision", "this tree")
 
@@ -49,18 +50,9 @@ def _remove_worktree(path: Path) -> None:
 
 
 def _status_homes(root: Path) -> dict[str, Path]:
-    from codex_login.storage import AuthDotJson, FileStore, TokenData
-
-    homes = {"signed out": root / "signed-out", "ChatGPT": root / "chatgpt"}
-    for path in homes.values():
-        path.mkdir(mode=0o700)
-    tokens = chatgpt_tokens()
-    FileStore(homes["ChatGPT"]).save(
-        AuthDotJson.from_chatgpt_tokens(
-            TokenData.from_tokens(tokens["id_token"], tokens["access_token"], tokens["refresh_token"])
-        )
-    )
-    return homes
+    """Two of the start-up benchmark's CODEX_HOMEs: nothing stored, a ChatGPT sign-in."""
+    homes = write_homes(root)
+    return {"signed out": homes["logged-out"], "ChatGPT": homes["chatgpt"]}
 
 
 class Comparison:

@@ -43,8 +43,8 @@ class Command:
     expect_exit: int
 
 
-def _write_homes(root: Path) -> dict[str, Path]:
-    """Three CODEX_HOMEs: nothing stored, a ChatGPT sign-in, an API key (written by codex-login's store)."""
+def write_homes(root: Path) -> dict[str, Path]:
+    """Four CODEX_HOMEs: nothing stored, a ChatGPT sign-in, an API key, a ChatGPT sign-in with a config.toml."""
     from codex_login.storage import AuthDotJson, FileStore, TokenData
 
     homes = {name: root / name for name in ("logged-out", "chatgpt", "apikey", "chatgpt-config")}
@@ -71,7 +71,7 @@ def _write_homes(root: Path) -> dict[str, Path]:
 def _commands(root: Path) -> list[Command]:
     python = script_interpreter()
     script = str(console_script())
-    homes = _write_homes(root)
+    homes = write_homes(root)
     user_home = root / "user-home"
     user_home.mkdir()
 
