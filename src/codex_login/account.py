@@ -43,6 +43,7 @@ from .token_data import decode_jwt_payload
 # interpreter, so the records below are plain classes and typing is for type checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .config import Config
     from .http import HttpClient, HttpSettings
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "RevokeOutcome",
     "StatusFacts",
     "logout",
+    "logout_with_config",
     "mask_api_key",
     "read_status",
     "revocation_endpoint",
@@ -342,6 +344,17 @@ class LogoutResult:
     def revoke_errors(self) -> list[str]:
         return [o.error for o in self.revocations if not o.ok and o.error]
 
+    def notices(self) -> list[str]:
+        """The lines to show a person: each store warning, then each failed revocation, sanitized."""
+        from .diagnostics.redact import sanitize_terminal_text
+
+        lines = [sanitize_terminal_text(f"Warning: {warning}", 1024) for warning in self.warnings]
+        lines += [
+            sanitize_terminal_text(f"Warning: could not revoke tokens at the issuer: {problem}", 2048)
+            for problem in self.revoke_errors
+        ]
+        return lines
+
 
 def _keyring_importable() -> bool:
     import importlib.util
@@ -425,3 +438,19 @@ def logout(
                 revoke_tokens(tokens, issuer=issuer, client_id=client_id, http_settings=http_settings)
             )
     return result
+
+
+def logout_with_config(config: Config) -> LogoutResult:
+    """:func:`logout` for a resolved configuration (home, store, issuer, client), revoking within the
+    configuration's HTTP timeout capped at :data:`REVOKE_TIMEOUT_SECONDS`: what ``codex-login logout`` and
+    the app server's ``account/logout`` do."""
+    from .http import HttpSettings
+
+    timeout = min(config.http_timeout, REVOKE_TIMEOUT_SECONDS)
+    return logout(
+        config.codex_home,
+        config.credentials_store.value,
+        issuer=config.issuer,
+        client_id=config.client_id,
+        http_settings=HttpSettings(total_timeout=timeout, connect_timeout=timeout),
+    )

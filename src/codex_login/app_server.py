@@ -823,20 +823,9 @@ def _logout(config: Config, notice: Callable[[str], None] | None) -> None:
 
     As the reference's ``logout_with_revoke``; revocation problems are only reported on ``notice``.
     """
-    from .account import REVOKE_TIMEOUT_SECONDS, logout
-    from .diagnostics.redact import sanitize_terminal_text
-    from .http import HttpSettings
+    from .account import logout_with_config
 
-    timeout = min(config.http_timeout, REVOKE_TIMEOUT_SECONDS)
-    result = logout(
-        config.codex_home,
-        config.credentials_store.value,
-        issuer=config.issuer,
-        client_id=config.client_id,
-        http_settings=HttpSettings(total_timeout=timeout, connect_timeout=timeout),
-    )
+    result = logout_with_config(config)
     if notice is not None:
-        for warning in result.warnings:
-            notice(sanitize_terminal_text(f"Warning: {warning}", 1024))
-        for problem in result.revoke_errors:
-            notice(sanitize_terminal_text(f"Warning: could not revoke tokens at the issuer: {problem}", 2048))
+        for line in result.notices():
+            notice(line)

@@ -66,6 +66,7 @@ from .oauth import (
     ExchangedTokens,
     exchange_code_for_tokens,
     form_body,
+    log_token_response,
     parse_token_endpoint_error,
     parse_token_json,
     scrub_secrets,
@@ -565,14 +566,7 @@ def _poll_rfc8628(options: DeviceLoginOptions, code: DeviceCode, client: HttpCli
                 failure_class="device_code_expired",
             )
         raise DeviceCodeError(f"device auth failed with status {resp.status_text}: {detail}")
-    events.token_response(
-        status=resp.status_text,
-        content_type=resp.content_type or "none",
-        body_len=len(resp.body),
-        request_id=resp.headers.get("x-request-id"),
-        cf_ray=resp.headers.get("cf-ray"),
-        logger=events.DEVICE,
-    )
+    log_token_response(resp, events.DEVICE)
     try:
         data = parse_token_json(resp, ("id_token", "access_token", "refresh_token"), logger=events.DEVICE)
     except TokenEndpointError as err:

@@ -107,7 +107,9 @@ class ExchangedTokens:
     refresh_token: str = field(repr=False)
 
 
-def _log_response(resp: HttpResponse, logger: logging.Logger) -> None:
+def log_token_response(resp: HttpResponse, logger: logging.Logger) -> None:
+    """``oauth token endpoint response`` for any answer of the issuer's token endpoints (the sign-in's, the
+    device flow's, a refresh's): its status line, content type, size and tracing headers, never its body."""
     events.token_response(
         status=resp.status_text,
         content_type=resp.content_type or "none",
@@ -145,7 +147,7 @@ def post_token_request(
             kind=err.transport_kind, error_class=err.error_class, errno=err.errno, logger=logger
         )
         raise
-    _log_response(resp, logger)
+    log_token_response(resp, logger)
     return resp
 
 

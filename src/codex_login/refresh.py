@@ -170,7 +170,7 @@ def _request(
     from .diagnostics.redact import SECRETS, sanitize_terminal_text, sanitize_url_for_logging
     from .errors import TransportError
     from .http import HttpClient, HttpSettings
-    from .oauth import parse_token_endpoint_error, scrub_secrets
+    from .oauth import log_token_response, parse_token_endpoint_error, scrub_secrets
 
     settings = http_settings or HttpSettings()
     url = refresh_endpoint(issuer, dict(settings.env) if settings.env is not None else None)
@@ -184,14 +184,7 @@ def _request(
             raise RefreshTokenError(
                 f"Failed to refresh token: {err}", permanent=False, failure_class=err.failure_class
             ) from None
-    events.token_response(
-        status=resp.status_text,
-        content_type=resp.content_type or "none",
-        body_len=len(resp.body),
-        request_id=resp.headers.get("x-request-id"),
-        cf_ray=resp.headers.get("cf-ray"),
-        logger=events.AUTH,
-    )
+    log_token_response(resp, events.AUTH)
     if not resp.ok:
         detail = parse_token_endpoint_error(resp.text())
         code = detail.error_code

@@ -23,28 +23,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def logout_with_config(config: Config) -> int:
-    from ..account import REVOKE_TIMEOUT_SECONDS, logout
+    from .. import account
     from ..diagnostics.redact import sanitize_terminal_text
-    from ..http import HttpSettings
     from .login import start_file_logging
 
     # The revocation events belong in the durable log like the sign-in's.
     start_file_logging(config)
-    timeout = min(config.http_timeout, REVOKE_TIMEOUT_SECONDS)
     try:
-        result = logout(
-            config.codex_home,
-            config.credentials_store.value,
-            issuer=config.issuer,
-            client_id=config.client_id,
-            http_settings=HttpSettings(total_timeout=timeout, connect_timeout=timeout),
-        )
+        result = account.logout_with_config(config)
     except LoginError as exc:
         err(f"Error logging out: {sanitize_terminal_text(str(exc), 2048)}")
         return 1
-    for warning in result.warnings:
-        err(sanitize_terminal_text(f"Warning: {warning}", 1024))
-    for problem in result.revoke_errors:
-        err(sanitize_terminal_text(f"Warning: could not revoke tokens at the issuer: {problem}", 2048))
+    for line in result.notices():
+        err(line)
     err("Successfully logged out" if result.removed else "Not logged in")
     return 0
