@@ -18,13 +18,11 @@ from pathlib import Path
 
 import keyring
 import pytest
-from jaraco.classes import properties
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 
 from codex_login.account import logout, mask_api_key, read_status, revoke_tokens
 from codex_login.http import HttpSettings
 from codex_login.storage import KEYRING_SERVICE, AuthDotJson, TokenData, load_auth, store_key
+from tests.support.memory_keyring import MemoryKeyring
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt
 
 CLI = str(Path(sys.executable).parent / "codex-login")
@@ -334,30 +332,6 @@ def test_logout_removes_an_unparsable_file(codex_home: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- library
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory keyring backend (never auto-selected)."""
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        raise RuntimeError("test-only backend")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("not found") from None
 
 
 @pytest.fixture

@@ -25,9 +25,7 @@ import keyring.core
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jaraco.classes import properties
 from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 
 from codex_login import storage
 from codex_login.errors import ErrorKind, LoginError, PersistError, StorageError
@@ -52,6 +50,7 @@ from codex_login.storage import (
     store_key,
 )
 from codex_login.token_data import AUTH_CLAIM, parse_id_token
+from tests.support.memory_keyring import MemoryKeyring
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUST_FIXTURES = ["rust_chatgpt_auth.json", "rust_apikey_auth.json", "rust_chatgpt_no_account_auth.json"]
@@ -112,30 +111,6 @@ def run_python(
         check=False,
         preexec_fn=preexec_fn,
     )
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory backend for tests. Never auto-selected by keyring (its priority raises)."""
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        raise RuntimeError("test-only backend")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("not found") from None
 
 
 class HangingKeyring(MemoryKeyring):
