@@ -37,6 +37,7 @@ from benchmarks.common import (
     Row,
     Section,
     bench_env,
+    log_instants,
     median,
     percentile,
     run_child,
@@ -81,6 +82,23 @@ def wait_until_idle(pid: int) -> float:
     return time.monotonic() - started
 
 
+#: The success path step by step: (label, from, to), the instants being codex-login.log's events (the first of
+#: each message) and the client's own connect and last byte, on the same (system) clock.
+SUCCESS_STEPS = (
+    ("connect -> callback received (the idle loop wakes, reads, routes, checks the state)",
+     "client connect", "received login callback"),
+    ("-> token exchange started (the worker takes over)",
+     "received login callback", "starting oauth token exchange"),
+    ("-> token response (connect, send, the issuer, read)",
+     "starting oauth token exchange", "oauth token endpoint response"),
+    ("-> token exchange succeeded (the response parsed)",
+     "oauth token endpoint response", "oauth token exchange succeeded"),
+    ("-> API-key exchange done (claims, second request)", "oauth token exchange succeeded", "api key exchange"),
+    ("-> credentials saved (lock, checks, JSON, write, fsync, rename)", "api key exchange", "credentials saved"),
+    ("-> the client has the whole 302", "credentials saved", "client has the 302"),
+)
+
+
 @dataclass
 class Attempts:
     """What the attempts of one kind measured (milliseconds; KiB for RSS)."""
@@ -89,6 +107,17 @@ class Attempts:
     issuer_ms: list[float] = field(default_factory=list)
     raw_ms: list[float] = field(default_factory=list)
     maxrss_kib: list[int] = field(default_factory=list)
+    #: For success attempts: each of :data:`SUCCESS_STEPS` in milliseconds.
+    steps_ms: list[dict[str, float]] = field(default_factory=list)
+
+
+def success_steps(log_path: Path, connect: float, answered: float) -> dict[str, float]:
+    """Milliseconds of each of :data:`SUCCESS_STEPS`; ``connect`` and ``answered`` in seconds since the epoch."""
+    marks = {"client connect": connect, "client has the 302": answered, **log_instants(log_path)}
+    missing = {mark for _, start, end in SUCCESS_STEPS for mark in (start, end)} - set(marks)
+    if missing:
+        raise BenchmarkError(f"the log lacks {sorted(missing)}")
+    return {label: (marks[end] - marks[start]) * 1000 for label, start, end in SUCCESS_STEPS}
 
 
 def one_attempt(
@@ -104,6 +133,7 @@ def one_attempt(
     try:
         login.wait_ready()
         wait_until_idle(login.pid)
+        to_wall = time.time() - time.perf_counter()  # the log's clock, for the client's instants
         reply = browser_get(login.port, login.success_target() if success else login.denied_target())
         issuer_seconds = sum(s.seconds for s in issuer.served_between(reply.started, reply.finished))
         if success:
@@ -122,6 +152,9 @@ def one_attempt(
         raise BenchmarkError(f"codex-login exited {code}: {login.stderr_lines[-10:]!r}")
     if success and not (login.codex_home / "auth.json").is_file():
         raise BenchmarkError("the sign-in reported success but saved no auth.json")
+    if success:
+        log = login.codex_home / "log" / "codex-login.log"
+        into.steps_ms.append(success_steps(log, reply.started + to_wall, reply.finished + to_wall))
     into.raw_ms.append(reply.seconds * 1000)
     into.issuer_ms.append(issuer_seconds * 1000)
     into.latency_ms.append((reply.seconds - issuer_seconds) * 1000)
@@ -235,6 +268,12 @@ def run(attempts: int) -> tuple[Section, Section]:
         f"{median(success.issuer_ms):.3f} ms over its two requests",
         f"error page: min {min(denied.latency_ms):.2f} ms, max {max(denied.latency_ms):.2f} ms; "
         f"success: min {min(success.latency_ms):.2f} ms, max {max(success.latency_ms):.2f} ms",
+        "success path step by step (codex-login.log's timestamps; the client's connect and last byte on the same "
+        "clock; medians, the token endpoint included):",
+        *(
+            f"  {label}: {median([steps[label] for steps in success.steps_ms]):.2f} ms"
+            for label, _, _ in SUCCESS_STEPS
+        ),
     ]
     rss = [kib / 1024 for kib in success.maxrss_kib]
     memory.rows.append(

@@ -121,6 +121,24 @@ def wait_exit(pid: int, timeout: float) -> bool:
 # ------------------------------------------------------------------------------------------ statistics
 
 
+def log_instants(log_path: Path) -> dict[str, float]:
+    """Seconds since the epoch of each message of ``codex-login.log`` (its first occurrence), parsed with
+    ``parse_text_line``. ``api key exchange succeeded`` and ``failed`` both count as ``api key exchange``: the
+    issuer decides which, and either ends that step."""
+    from codex_login.diagnostics.format import parse_text_line
+
+    marks: dict[str, float] = {}
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        parsed = parse_text_line(line)
+        if parsed is None:
+            raise BenchmarkError(f"not a log line: {line!r}")
+        message = parsed.message
+        if message.startswith("api key exchange"):
+            message = "api key exchange"
+        marks.setdefault(message, parsed.timestamp.timestamp())
+    return marks
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """The ``pct`` percentile (0..100) by linear interpolation between closest ranks."""
     if not values:

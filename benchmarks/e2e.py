@@ -21,10 +21,9 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
-from benchmarks.common import BenchmarkError, Row, Section, bench_env, console_script, median
+from benchmarks.common import BenchmarkError, Row, Section, bench_env, console_script, log_instants, median
 
 PHASES = (
     ("start-up", "spawn", "login server listening"),
@@ -40,20 +39,8 @@ PHASES = (
 
 
 def _instants(log_path: Path, spawn: float, exit_: float) -> dict[str, float]:
-    """Seconds since the epoch of each phase boundary, from the log (first occurrence of each message)."""
-    from codex_login.diagnostics.format import parse_text_line
-
-    marks: dict[str, float] = {"spawn": spawn, "exit": exit_}
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        parsed = parse_text_line(line)
-        if parsed is None:
-            raise BenchmarkError(f"not a log line: {line!r}")
-        message = parsed.message
-        if message.startswith("api key exchange"):
-            message = "api key exchange"  # succeeded or failed: the issuer decides, both end the phase
-        stamp: datetime = parsed.timestamp
-        marks.setdefault(message, stamp.timestamp())
-    return marks
+    """Seconds since the epoch of each phase boundary: the log's (first occurrence of each message), spawn, exit."""
+    return {"spawn": spawn, "exit": exit_, **log_instants(log_path)}
 
 
 def one_sign_in(issuer_url: str, root: Path) -> dict[str, float]:
