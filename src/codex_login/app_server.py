@@ -384,7 +384,8 @@ class _LineReader:
     def __init__(self, fd: int) -> None:
         self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._room = threading.BoundedSemaphore(LINES_AHEAD)
-        start_thread(threading.Thread(target=self._run, args=(fd,), name="codex-login-app-input", daemon=True))
+        self.thread = threading.Thread(target=self._run, args=(fd,), name="codex-login-app-input", daemon=True)
+        start_thread(self.thread)
 
     def next_line(self, closed: threading.Event) -> bytes | None:
         """The next line; ``b""`` at the end of input or once ``closed`` is set (nobody reads the answers)."""
