@@ -118,7 +118,7 @@ def wait_exit(pid: int, timeout: float) -> bool:
         os.close(pidfd)
 
 
-# ------------------------------------------------------------------------------------------ statistics
+# ------------------------------------------------------------------------------------ codex-login.log
 
 
 def log_instants(log_path: Path) -> dict[str, float]:
@@ -137,6 +137,9 @@ def log_instants(log_path: Path) -> dict[str, float]:
             message = "api key exchange"
         marks.setdefault(message, parsed.timestamp.timestamp())
     return marks
+
+
+# ------------------------------------------------------------------------------------------ statistics
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -378,7 +378,8 @@ class _LineReader:
     Lines keep their ``\n``. A line longer than :data:`MAX_LINE_BYTES` (without its ``\n``) is skipped whole
     and comes out as ``None``; ``b""`` is the end of input (or a read error). At most :data:`LINES_AHEAD`
     lines wait in memory: a client that writes faster than the server answers is held back by the pipe, as
-    it was when the main thread read the lines itself.
+    it was when the main thread read the lines itself. ``thread`` is the reading thread: it has read for the
+    last time once ``b""`` came out.
     """
 
     def __init__(self, fd: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import Config
 from ..errors import LoginError
 from .common import config_from_args, err
 
@@ -19,18 +18,14 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config is None:
         return 1
-    return logout_with_config(config)
-
-
-def logout_with_config(config: Config) -> int:
-    from .. import account
+    from ..account import logout_with_config
     from ..diagnostics.redact import sanitize_terminal_text
     from .login import start_file_logging
 
     # The revocation events belong in the durable log like the sign-in's.
     start_file_logging(config)
     try:
-        result = account.logout_with_config(config)
+        result = logout_with_config(config)
     except LoginError as exc:
         err(f"Error logging out: {sanitize_terminal_text(str(exc), 2048)}")
         return 1
