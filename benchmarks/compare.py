@@ -2,10 +2,12 @@
 
     .venv/bin/python -m benchmarks.compare main            # 60 rounds (about 3 minutes)
     .venv/bin/python -m benchmarks.compare HEAD~3 --rounds 100
+    .venv/bin/python -m benchmarks.compare /tmp/experiment # a patched copy of src/ and bin/
 
 Medians move by a millisecond or more between runs on a shared VM, so two separate ``benchmarks.run`` tables
 cannot show a change of that size. Here each round runs both versions back to back, in a shuffled order, so
-both see the same machine: the revision from a temporary ``git worktree``, this tree from the repository,
+both see the same machine: the revision from a temporary ``git worktree`` (or a directory holding a copy of
+``src/`` and ``bin/``, patched for an experiment), this tree from the repository,
 each run as ``python <tree>/bin/codex-login`` with its own ``src`` first on ``PYTHONPATH`` (the installed console
 script may not match an older revision's package). Same measurements as ``callback`` (the success path minus
 the token endpoint's own time, against the raw issuer) and ``startup`` (``status`` wall time, signed out and
@@ -24,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.callback import Attempts, one_attempt
+from benchmarks.callback import SUCCESS_STEPS, Attempts, one_attempt
 from benchmarks.common import REPO_ROOT, bench_env, median, percentile, run_child, script_interpreter
 from benchmarks.issuer import RawIssuer
 from benchmarks.startup import write_homes
@@ -121,6 +123,10 @@ class Comparison:
                 f"  success callback minus token endpoint, {version}: median {median(data):.2f} ms, "
                 f"p90 {percentile(data, 90):.2f} ms, min {min(data):.2f} ms"
             )
+        lines.append("  its steps (medians, from codex-login.log), revision / this tree:")
+        for label, _, _ in SUCCESS_STEPS:
+            mine, theirs = (median([s[label] for s in self.callbacks[v].steps_ms]) for v in ("this tree", "revision"))
+            lines.append(f"    {label}: {theirs:.2f} / {mine:.2f} ms")
         for label in self.status_homes:
             for version in VERSIONS:
                 wall = median(self.status[(label, version)])
@@ -128,14 +134,29 @@ class Comparison:
         return lines
 
 
+def _other_tree(revision: str) -> Path | None:
+    """``revision`` as a directory holding a copy of the project (``src/codex_login`` and ``bin/codex-login``:
+    a patched copy, for an experiment), or None when it is a git revision."""
+    path = Path(revision)
+    if (path / "src" / "codex_login").is_dir() and (path / "bin" / "codex-login").is_file():
+        subprocess.run([script_interpreter(), "-m", "compileall", "-q", str(path / "src")], check=True, timeout=120)
+        return path / "src"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("revision", help="a git revision to compare with (main, HEAD~2, a commit...)")
+    parser.add_argument(
+        "revision",
+        help="a git revision to compare with (main, HEAD~2, a commit...), or a directory with a copy of the "
+        "project's src/ and bin/ (a patched copy, for an experiment)",
+    )
     parser.add_argument("--rounds", type=int, default=60, help="rounds; each runs every measurement of both")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="codex-login-compare-") as tmp:
         root = Path(tmp)
-        revision_src = _worktree(args.revision, root / "revision")
+        copy_src = _other_tree(args.revision)
+        revision_src = copy_src or _worktree(args.revision, root / "revision")
         try:
             with RawIssuer() as issuer:
                 comparison = Comparison(root, revision_src, issuer)
@@ -143,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                     for step in comparison.steps():
                         comparison.measure(*step)
         finally:
-            _remove_worktree(root / "revision")
+            if copy_src is None:
+                _remove_worktree(root / "revision")
     print("\n".join(comparison.report(args.revision, args.rounds)))
     return 0
 
