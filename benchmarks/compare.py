@@ -34,15 +34,20 @@ from benchmarks.startup import write_homes
 VERSIONS = ("revision", "this tree")
 
 
+def _compiled(src: Path) -> Path:
+    """``src``, its modules compiled (as this tree's are after a first run)."""
+    subprocess.run([script_interpreter(), "-m", "compileall", "-q", str(src)], check=True, timeout=120)
+    return src
+
+
 def _worktree(revision: str, into: Path) -> Path:
-    """The revision checked out at ``into``; its ``src``, compiled (as this tree's is after a first run)."""
+    """The revision checked out at ``into``; its ``src``, compiled."""
     subprocess.run(
         ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--quiet", str(into), revision],
         check=True,
         timeout=120,
     )
-    subprocess.run([script_interpreter(), "-m", "compileall", "-q", str(into / "src")], check=True, timeout=120)
-    return into / "src"
+    return _compiled(into / "src")
 
 
 def _remove_worktree(path: Path) -> None:
@@ -125,8 +130,8 @@ class Comparison:
             )
         lines.append("  its steps (medians, from codex-login.log), revision / this tree:")
         for label, _, _ in SUCCESS_STEPS:
-            mine, theirs = (median([s[label] for s in self.callbacks[v].steps_ms]) for v in ("this tree", "revision"))
-            lines.append(f"    {label}: {theirs:.2f} / {mine:.2f} ms")
+            both = " / ".join(f"{median([s[label] for s in self.callbacks[v].steps_ms]):.2f}" for v in VERSIONS)
+            lines.append(f"    {label}: {both} ms")
         for label in self.status_homes:
             for version in VERSIONS:
                 wall = median(self.status[(label, version)])
@@ -139,8 +144,7 @@ def _other_tree(revision: str) -> Path | None:
     a patched copy, for an experiment), or None when it is a git revision."""
     path = Path(revision)
     if (path / "src" / "codex_login").is_dir() and (path / "bin" / "codex-login").is_file():
-        subprocess.run([script_interpreter(), "-m", "compileall", "-q", str(path / "src")], check=True, timeout=120)
-        return path / "src"
+        return _compiled(path / "src")
     return None
 
 
