@@ -466,6 +466,8 @@ def test_success_saves_credentials_and_logs_the_timeline(
     assert saved["tokens"]["refresh_token"] == "refresh-123"
     assert saved["tokens"]["account_id"] == "acct_123"
     assert (codex_home / "auth.json").stat().st_mode & 0o777 == 0o600
+    # Only the two token requests: the worker's rehearsal (issue 9) talks to a loopback issuer of its own.
+    assert [r.path for r in issuer.requests] == ["/oauth/token", "/oauth/token"]
     token_request = issuer.token_requests()[0]
     assert token_request.form["grant_type"] == "authorization_code"
     assert token_request.form["code"] == "abc"

@@ -4,6 +4,7 @@ request does, and the token endpoint's loggable forms are the sanitized URLs."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -70,3 +71,18 @@ def test_loggable_token_endpoint_is_the_sanitized_issuer_and_endpoint() -> None:
     assert loggable_token_endpoint("https://auth.example.com/?code=CNRYcode")[0] == (
         "https://auth.example.com/?code=%3Credacted%3E"
     )
+
+
+def test_an_https_url_after_a_plain_http_one_still_uses_the_ca_source(issuer: ScriptedIssuer, tmp_path: Path) -> None:
+    # Plain HTTP needs no trust anchors, so the CA file is not read for it; an https URL asked for later by the
+    # same client must still be verified with the CA source the environment selects, not with a transport
+    # built for the first URL (httpx's default bundle).
+    missing = tmp_path / "missing-ca.pem"
+    settings = HttpSettings(env={"CODEX_CA_CERTIFICATE": str(missing)}, total_timeout=5.0, connect_timeout=5.0)
+    with HttpClient(settings) as client:
+        assert client.post_form(f"{issuer.url}/echo", "a=1").text() == "POST /echo a=1"
+        with pytest.raises(TransportError) as caught:
+            client.post_form(f"https://127.0.0.1:{issuer.port}/echo", "a=2")
+    assert caught.value.transport_kind == "ca_config"
+    assert f"Failed to read CA certificate file {missing} selected by CODEX_CA_CERTIFICATE" in str(caught.value)
+    assert [r.body for r in issuer.requests] == [b"a=1"]
