@@ -3,8 +3,9 @@
 Why: the callback's answer waits on two token requests, a JWT parse and a save, and a process runs that code
 for the first time exactly then. First runs are slow: CPython 3.11 specialises a function's bytecode only
 after it has run a few times, and httpx, httpcore and h11 set things up on first use. Running the same
-functions a dozen times beforehand took about 1.6 ms off the success callback's median (9.1 -> 7.5 ms in
-``benchmarks.compare``, issue 9), the token request itself 0.9 ms of it.
+functions a dozen times beforehand took 0.5 to 1.6 ms off the success callback's median in ``benchmarks.compare``
+runs (issue 9; ~7-8 ms before), 0.7 to 0.9 ms of it in the token request; two runs instead of twelve took much
+less (see benchmarks/README.md, "The rehearsal").
 
 What: :func:`rehearse` runs :func:`~codex_login.oauth.exchange_code_for_tokens`,
 :func:`~codex_login.token_data.parse_id_token`, :func:`~codex_login.oauth.obtain_api_key` and
