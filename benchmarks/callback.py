@@ -109,6 +109,10 @@ class Attempts:
     maxrss_kib: list[int] = field(default_factory=list)
     #: For success attempts: each of :data:`SUCCESS_STEPS` in milliseconds.
     steps_ms: list[dict[str, float]] = field(default_factory=list)
+    #: From the spawn to the authorize URL read off stderr (the sign-in's start-up as a person sees it).
+    url_ms: list[float] = field(default_factory=list)
+    #: CPU time (user + system) of the whole process, start-up and the worker's preparing step included.
+    cpu_ms: list[float] = field(default_factory=list)
 
 
 def success_steps(log_path: Path, connect: float, answered: float) -> dict[str, float]:
@@ -144,7 +148,7 @@ def one_attempt(
                 raise BenchmarkError(f"/success answered {page.status}")
         elif reply.status != 200 or b"access" not in reply.body.lower():
             raise BenchmarkError(f"expected the error page, got {reply.status} {reply.body[:200]!r}")
-        code, rss, _ = login.finish()
+        code, rss, cpu = login.finish()
     except BaseException:
         login.kill()
         raise
@@ -159,6 +163,8 @@ def one_attempt(
     into.issuer_ms.append(issuer_seconds * 1000)
     into.latency_ms.append((reply.seconds - issuer_seconds) * 1000)
     into.maxrss_kib.append(rss)
+    into.url_ms.append((login.url_printed - login.spawned) * 1000)
+    into.cpu_ms.append(cpu * 1000)
 
 
 def loopback_round_trips(issuer: RawIssuer, count: int, *, idle: float = 0.0) -> list[float]:
@@ -268,6 +274,8 @@ def run(attempts: int) -> tuple[Section, Section]:
         f"{median(success.issuer_ms):.3f} ms over its two requests",
         f"error page: min {min(denied.latency_ms):.2f} ms, max {max(denied.latency_ms):.2f} ms; "
         f"success: min {min(success.latency_ms):.2f} ms, max {max(success.latency_ms):.2f} ms",
+        f"spawn -> authorize URL printed: median {median(success.url_ms + denied.url_ms):.1f} ms; CPU time of a "
+        f"whole sign-in: median {median(success.cpu_ms):.0f} ms (error page {median(denied.cpu_ms):.0f} ms)",
         "success path step by step (codex-login.log's timestamps; the client's connect and last byte on the same "
         "clock; medians, the token endpoint included):",
         *(

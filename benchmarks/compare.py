@@ -10,8 +10,9 @@ both see the same machine: the revision from a temporary ``git worktree`` (or a 
 ``src/`` and ``bin/``, patched for an experiment), this tree from the repository,
 each run as ``python <tree>/bin/codex-login`` with its own ``src`` first on ``PYTHONPATH`` (the installed console
 script may not match an older revision's package). Same measurements as ``callback`` (the success path minus
-the token endpoint's own time, against the raw issuer) and ``startup`` (``status`` wall time, signed out and
-with a ChatGPT sign-in), same interpreter.
+the token endpoint's own time, against the raw issuer, with its steps; and, of the same sign-ins, the time
+from the spawn to the authorize URL and the process's CPU time) and ``startup`` (``status`` wall time, signed
+out and with a ChatGPT sign-in), same interpreter.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ class Comparison:
                 f"  success callback minus token endpoint, {version}: median {median(data):.2f} ms, "
                 f"p90 {percentile(data, 90):.2f} ms, min {min(data):.2f} ms"
             )
+        both = " / ".join(f"{median(self.callbacks[v].url_ms):.1f}" for v in VERSIONS)
+        lines.append(f"  spawn -> authorize URL printed (median), revision / this tree: {both} ms")
+        both = " / ".join(f"{median(self.callbacks[v].cpu_ms):.0f}" for v in VERSIONS)
+        lines.append(f"  CPU time of a whole sign-in (median), revision / this tree: {both} ms")
         lines.append("  its steps (medians, from codex-login.log), revision / this tree:")
         for label, _, _ in SUCCESS_STEPS:
             both = " / ".join(f"{median([s[label] for s in self.callbacks[v].steps_ms]):.2f}" for v in VERSIONS)

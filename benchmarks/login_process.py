@@ -98,6 +98,9 @@ class LoginProcess:
         self.codex_home = root / "codex-home"
         home.mkdir(parents=True, exist_ok=True)
         self.codex_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        #: ``time.perf_counter()`` at the spawn and once the authorize URL was read (see :meth:`wait_ready`).
+        self.spawned = time.perf_counter()
+        self.url_printed = 0.0
         self.proc = subprocess.Popen(
             [*(command or [str(console_script())]), "--no-browser", "--port", "0", "--issuer", issuer],
             env=bench_env(home, self.codex_home, extra_env),
@@ -141,6 +144,7 @@ class LoginProcess:
             if line is None:
                 raise BenchmarkError(f"codex-login ended before printing the URL: {self.stderr_lines!r}")
             if "/oauth/authorize?" in line:
+                self.url_printed = time.perf_counter()
                 query = parse_qs(urlsplit(line.strip()).query)
                 port = urlsplit(query["redirect_uri"][0]).port
                 if port is None:
