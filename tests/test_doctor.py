@@ -9,17 +9,14 @@ import os
 import pty
 import select
 import socket
-import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from codex_login.config import load_config
 from codex_login.diagnostics.advice import advice_for
@@ -33,6 +30,7 @@ from codex_login.doctor import (
     run_doctor,
 )
 from tests.support.scripted_issuer import Answer, ScriptedIssuer
+from tests.support.tls_servers import TlsIssuer, TunnelProxy
 from tests.test_timeline import CLI, HeldPort, closed_port, run_cli
 
 ISSUER_IDS = ("issuer_route", "issuer_dns", "issuer_tcp", "issuer_tls", "issuer_authorize", "issuer_token", "clock")
@@ -67,53 +65,6 @@ def healthy() -> Iterator[ScriptedIssuer]:
         yield issuer
 
 
-class TlsIssuer:
-    """An HTTPS issuer on 127.0.0.1 with a trustme certificate: authorize answers 400, token 405."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        ca = trustme.CA()
-        self.ca_pem = tmp_path / "issuer-ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_pem))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        self.paths: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                outer.paths.append(self.path)
-                status = 400 if self.path.startswith("/oauth/authorize") else 405
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.send_header("Connection", "close")
-                self.end_headers()
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self) -> tuple[Any, Any]:
-                sock, address = self.socket.accept()
-                # The handshake runs in the handler thread: a client that rejects us cannot stall accept().
-                return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                return  # a client refusing our certificate is the point of some tests
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
     issuer = TlsIssuer(tmp_path)
@@ -121,69 +72,6 @@ def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
         yield issuer
     finally:
         issuer.close()
-
-
-class TunnelProxy:
-    """An HTTP proxy that answers CONNECT with ``status``; with 200 it really tunnels to the target."""
-
-    def __init__(self, status: str = "200 Connection established") -> None:
-        self.status = status
-        self.requests: list[bytes] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        head = b""
-        try:
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            self.requests.append(head)
-            target = head.split(b" ")[1].decode()
-            host, _, port = target.rpartition(":")
-            conn.sendall(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
-            if not self.status.startswith("200"):
-                return
-            upstream = socket.create_connection((host, int(port)), timeout=5)
-        except OSError:
-            conn.close()
-            return
-
-        def pipe(src: socket.socket, dst: socket.socket) -> None:
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
-        pipe(upstream, conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
 
 
 # --------------------------------------------------------------------------------------------- (a) healthy

@@ -1,18 +1,23 @@
-"""The HTTP client's preparation (issue 9): what ``prepare`` does ahead of a request never changes what the
-request does, and the token endpoint's loggable forms are the sanitized URLs."""
+"""The HTTP client: what ``prepare`` does ahead of a request never changes what the request does (issue 9), the
+token endpoint's loggable forms are the sanitized URLs, and proxies and CA sources behave as D-9 and security
+D1/D5 say (an https:// proxy verified with the CA source, a certificate refused through a proxy reported as TLS,
+proxy values curl would accept, no password in an error)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from codex_login.errors import TransportError
-from codex_login.http import MAX_PARSED_URLS, HttpClient, HttpSettings
+from codex_login.http import MAX_PARSED_URLS, CaSource, HttpClient, HttpSettings, build_ssl_context, proxy_for_url
 from codex_login.oauth import loggable_token_endpoint
 from tests.support.scripted_issuer import Answer, ScriptedIssuer
+from tests.support.tls_servers import TlsIssuer, TunnelProxy
 
 SETTINGS = HttpSettings(env={}, total_timeout=5.0, connect_timeout=5.0)
 
@@ -86,3 +91,91 @@ def test_an_https_url_after_a_plain_http_one_still_uses_the_ca_source(issuer: Sc
     assert caught.value.transport_kind == "ca_config"
     assert f"Failed to read CA certificate file {missing} selected by CODEX_CA_CERTIFICATE" in str(caught.value)
     assert [r.body for r in issuer.requests] == [b"a=1"]
+
+
+# --------------------------------------------------------------------------------------------- proxies and CAs
+
+
+@pytest.fixture
+def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
+    issuer = TlsIssuer(tmp_path)
+    try:
+        yield issuer
+    finally:
+        issuer.close()
+
+
+def _settings(**env: str) -> HttpSettings:
+    return HttpSettings(env=env, total_timeout=5.0, connect_timeout=5.0)
+
+
+def test_a_certificate_refused_through_a_proxy_is_a_tls_failure(tls_issuer: TlsIssuer) -> None:
+    # The proxy tunnelled; the issuer's certificate was refused. The remedy is the CA source (security D1),
+    # not the proxy settings.
+    proxy = TunnelProxy()
+    try:
+        with HttpClient(_settings(HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}")) as client:
+            with pytest.raises(TransportError) as caught:
+                client.get(f"{tls_issuer.url}/oauth/token")
+    finally:
+        proxy.close()
+    assert caught.value.transport_kind == "tls"
+    assert "TLS certificate verification failed" in str(caught.value)
+    assert "set CODEX_CA_CERTIFICATE" in str(caught.value)
+    assert proxy.requests and proxy.requests[0].startswith(f"CONNECT 127.0.0.1:{tls_issuer.port} ".encode())
+
+
+def test_an_https_proxy_is_verified_with_the_ca_source(tls_issuer: TlsIssuer) -> None:
+    # D-9: CODEX_CA_CERTIFICATE is trusted for the proxy's own certificate too (httpx alone would use certifi's).
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_issuer.ca.issue_cert("127.0.0.1").configure_cert(context)
+    proxy = TunnelProxy(tls=context)
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "HTTPS_PROXY": f"https://127.0.0.1:{proxy.port}"}
+        with HttpClient(_settings(**env)) as client:
+            answer = client.get(f"{tls_issuer.url}/oauth/token")
+    finally:
+        proxy.close()
+    assert answer.status == 405  # the issuer's own answer, through the tunnel
+    assert len(proxy.requests) == 1
+
+
+def test_a_proxy_without_a_scheme_is_an_http_proxy(tls_issuer: TlsIssuer) -> None:
+    assert proxy_for_url("https://auth.example.com/", {"HTTPS_PROXY": "proxy.corp:3128"}) == "http://proxy.corp:3128"
+    assert proxy_for_url("https://auth.example.com/", {"https_proxy": "socks5://p:1080"}) == "socks5://p:1080"
+    proxy = TunnelProxy()
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "HTTPS_PROXY": f"127.0.0.1:{proxy.port}"}
+        with HttpClient(_settings(**env)) as client:
+            assert client.get(f"{tls_issuer.url}/oauth/token").status == 405
+    finally:
+        proxy.close()
+    assert len(proxy.requests) == 1
+
+
+def test_a_proxy_url_httpx_cannot_parse_is_a_proxy_error_that_names_no_password() -> None:
+    # An unencoded '/' in the password: httpx reads "CNRYpass" as the port and says so in its message.
+    with HttpClient(_settings(HTTPS_PROXY="http://corp:CNRYpass/word@proxy.corp:8080")) as client:
+        with pytest.raises(TransportError) as caught:
+            client.post_form("https://auth.example.com/oauth/token", "a=1")
+    assert caught.value.transport_kind == "proxy"
+    assert "is not a valid URL" in str(caught.value)
+    assert "CNRY" not in str(caught.value) and "proxy.corp" not in str(caught.value)
+
+
+def test_a_url_httpx_refuses_is_a_transport_error() -> None:
+    with HttpClient(SETTINGS) as client:
+        with pytest.raises(TransportError) as caught:
+            client.post_form("http://example.com:abc/oauth/revoke", "token=x")
+    assert caught.value.transport_kind == "protocol"
+    assert str(caught.value).endswith(": the URL is not valid")
+
+
+def test_a_ca_file_with_non_ascii_comments_loads(tmp_path: Path) -> None:
+    # Bundles label their certificates with comments, in any language; OpenSSL skips text outside the blocks.
+    ca = trustme.CA()
+    path = tmp_path / "bundle.pem"
+    path.write_bytes("# Zertifikat für die Prüfung — 証明書\n".encode() + ca.cert_pem.bytes())
+    context = build_ssl_context(CaSource("CODEX_CA_CERTIFICATE", str(path)))
+    subjects = [dict(pair[0] for pair in cert["subject"]) for cert in context.get_ca_certs()]
+    assert [s for s in subjects if s.get("organizationName", "").startswith("trustme")] != []

@@ -252,6 +252,34 @@ def test_logout_revokes_and_removes(issuer: ScriptedIssuer, codex_home: Path) ->
     assert REFRESH not in log and ACCESS not in log
 
 
+def test_logout_waits_for_a_refresh_in_flight_and_removes_what_it_saved(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    """A refresh holds the auth lock while the issuer answers; a logout meanwhile waits for it, then removes (and
+    revokes) the tokens it saved. Without the lock the refresh saved them after "Successfully logged out"."""
+    import threading
+
+    from codex_login.refresh import refresh_tokens
+
+    seed_chatgpt(codex_home)
+    issuer.token = Answer.json(200, {"access_token": "at_new_0123456789", "refresh_token": "rt_new_0123456789"})
+    issuer.token.hang = 1.0
+    issuer.routes["/oauth/revoke"] = Answer(200)
+    settings = HttpSettings(env={"CODEX_REFRESH_TOKEN_URL_OVERRIDE": f"{issuer.url}/oauth/token"}, total_timeout=5)
+    refreshing = threading.Thread(
+        target=refresh_tokens,
+        args=(codex_home, "file"),
+        kwargs={"issuer": issuer.url, "http_settings": settings, "force": True},
+    )
+    refreshing.start()
+    deadline = time.monotonic() + 5
+    while not issuer.token_requests() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the refresh is at the issuer, holding the lock
+    assert issuer.token_requests(), "the refresh never reached the issuer"
+    result = logout(codex_home, "file", issuer=issuer.url, http_settings=settings)
+    refreshing.join(10)
+    assert result.removed and not (codex_home / "auth.json").exists()
+    assert [form["token"] for form in revoke_requests(issuer)] == ["rt_new_0123456789", "at_new_0123456789"]
+
+
 def test_logout_uses_the_discovered_revocation_endpoint(issuer: ScriptedIssuer, codex_home: Path) -> None:
     seed_chatgpt(codex_home)
     issuer.routes["/.well-known/openid-configuration"] = Answer.json(

@@ -394,14 +394,38 @@ def logout(
 ) -> LogoutResult:
     """Remove the stored credentials from every store, then revoke their tokens (best effort).
 
-    Local removal comes first, so an interrupted or failing revocation never leaves credentials behind.
-    Raises :class:`StorageError` when the configured store cannot be cleared (then nothing is revoked).
+    Local removal comes first, so an interrupted or failing revocation never leaves credentials behind. It
+    happens under the auth lock, as refreshes and sign-ins save: a refresh in flight would otherwise save its
+    new tokens after the removal, and the person would still be signed in after "Successfully logged out".
+    Raises :class:`StorageError` when the configured store cannot be cleared, or when the lock stays held
+    past its timeout (then nothing is revoked).
     """
+    import contextlib
+
     from .diagnostics import events
+    from .storage import auth_lock
 
     result = LogoutResult(removed=False)
     collected: list[TokenData] = []
     stores = _stores(codex_home, store_mode)
+    # No CODEX_HOME, nothing to race with (the lock would create the directory).
+    with auth_lock(codex_home) if os.path.isdir(codex_home) else contextlib.nullcontext():
+        _remove_everywhere(stores, result, collected)
+    events.logout_finished(removed=result.removed, stores=",".join(result.removed_from) or "none")
+    if revoke:
+        for tokens in collected:
+            result.revocations.extend(
+                revoke_tokens(tokens, issuer=issuer, client_id=client_id, http_settings=http_settings)
+            )
+    return result
+
+
+def _remove_everywhere(
+    stores: list[tuple[str, CredentialStore, bool]], result: LogoutResult, collected: list[TokenData]
+) -> None:
+    """Read the tokens of every store into ``collected`` (once each), then clear every store into ``result``."""
+    from .diagnostics import events
+
     for name, store, configured in stores:
         try:
             auth: AuthDotJson | None = store.load()
@@ -431,13 +455,6 @@ def logout(
         if removed:
             result.removed = True
             result.removed_from.append(name)
-    events.logout_finished(removed=result.removed, stores=",".join(result.removed_from) or "none")
-    if revoke:
-        for tokens in collected:
-            result.revocations.extend(
-                revoke_tokens(tokens, issuer=issuer, client_id=client_id, http_settings=http_settings)
-            )
-    return result
 
 
 def logout_with_config(config: Config) -> LogoutResult:

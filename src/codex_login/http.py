@@ -68,13 +68,17 @@ def build_ssl_context(ca: CaSource) -> ssl.SSLContext:
         with open(ca.path, "rb") as fh:
             pem = fh.read(4 * 1024 * 1024)
         ctx = ssl.create_default_context()
-        ctx.load_verify_locations(cadata=pem.decode("ascii", errors="strict"))
+        # Only ASCII lines: OpenSSL skips text outside the BEGIN/END blocks, and bundles label certificates
+        # with comments in any language, but ``cadata`` takes ASCII text (a block with other bytes in it is
+        # not a certificate either way).
+        ascii_lines = [line.decode("ascii") for line in pem.splitlines() if line.isascii()]
+        ctx.load_verify_locations(cadata="\n".join(ascii_lines))
     except OSError as err:
         raise TransportError(
             f"Failed to read CA certificate file {ca.path} selected by {ca.name}: {err.strerror}",
             transport_kind="ca_config",
         ) from None
-    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+    except (ssl.SSLError, ValueError):
         raise TransportError(
             f"Failed to load CA certificate file {ca.path} selected by {ca.name}: "
             "it does not contain a PEM certificate",
@@ -97,7 +101,10 @@ def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     host = parts.hostname or ""
     if no_proxy and _bypassed(host, parts.port, no_proxy):
         return None
-    return lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy")
+    proxy = lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy")
+    if proxy is not None and "://" not in proxy:
+        return f"http://{proxy}"  # ``proxy.corp:3128``: curl and reqwest read it as an HTTP proxy
+    return proxy
 
 
 def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
@@ -224,33 +231,43 @@ class HttpClient:
             return transport
         import httpx
 
-        verify: ssl.SSLContext
-        if key[1]:
-            if self._ssl is None:
-                self._ssl = build_ssl_context(self.ca)
-            verify = self._ssl
-        else:
-            # Plain HTTP verifies no certificate, so this context is never used: it trusts nothing (a TLS
-            # connection through it would fail) and costs nothing to build, where httpx's default (verify=True)
-            # parses certifi's bundle, about 90 ms (issue 9). Kept apart from the https transport, which must
-            # verify with the CA source even if a plain-http URL came first.
-            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        # Plain HTTP verifies no certificate, so its context is never used: it trusts nothing (a TLS connection
+        # through it would fail) and costs nothing to build, where httpx's default (verify=True) parses
+        # certifi's bundle, about 90 ms (issue 9). Kept apart from the https transport, which must verify with
+        # the CA source even if a plain-http URL came first.
+        verify = self._trusted() if key[1] else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        scheme = proxy.partition("://")[0].lower() if proxy is not None else ""
         try:
-            transport = httpx.HTTPTransport(verify=verify, trust_env=False, proxy=proxy)
+            # An https:// proxy's own certificate is checked against the CA source too (D-9): given only the
+            # URL, httpx would check it against certifi's bundle.
+            route = httpx.Proxy(proxy, ssl_context=self._trusted()) if scheme == "https" and proxy else proxy
+            transport = httpx.HTTPTransport(verify=verify, trust_env=False, proxy=route)
         except ImportError:
             raise TransportError(
                 f"the proxy {proxy_for_logging(proxy or '')} needs SOCKS support: pip install 'codex-login[socks]'",
                 transport_kind="proxy",
             ) from None
-        except ValueError:
-            scheme = urlsplit(proxy or "").scheme or "?"
+        except httpx.InvalidURL:
+            # Not named: what httpx could not parse may be a password with a '/' in it (security D5).
             raise TransportError(
-                f"unsupported proxy scheme {scheme!r} in the proxy environment variables "
+                "the proxy in the proxy environment variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) is not a valid "
+                "URL (percent-encode special characters in its user name and password)",
+                transport_kind="proxy",
+            ) from None
+        except ValueError:
+            raise TransportError(
+                f"unsupported proxy scheme {scheme or '?'!r} in the proxy environment variables "
                 "(use http://, https:// or socks5://)",
                 transport_kind="proxy",
             ) from None
         self._transports[key] = transport
         return transport
+
+    def _trusted(self) -> ssl.SSLContext:
+        """The context of the CA source (D-9), built on first use."""
+        if self._ssl is None:
+            self._ssl = build_ssl_context(self.ca)
+        return self._ssl
 
     def _parsed(self, url: str) -> httpx.URL:
         """``url`` parsed by httpx, once per URL: a sign-in posts twice to the same token endpoint, and on the
@@ -337,6 +354,12 @@ class HttpClient:
                 response.close()
         except httpx.HTTPError as err:
             raise classify_transport_error(err, url, self) from None
+        except httpx.InvalidURL:
+            # A URL httpx refuses (an endpoint from a discovery document, say): no request could be sent.
+            display = f"error sending request for url ({redact_sensitive_url_parts(url)})"
+            raise TransportError(
+                f"{display}: the URL is not valid", transport_kind="protocol", display=display, error_class="InvalidURL"
+            ) from None
 
 
 def _chain(err: BaseException) -> list[BaseException]:
@@ -371,8 +394,8 @@ class TransportFacts:
 def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> TransportFacts:
     """Classify by exception type along the cause chain (the PR's non-goal forbids guessing from text).
 
-    A failed connect while a proxy is configured for the URL is a proxy failure: the only peer we tried
-    to reach was the proxy.
+    A failed connect while a proxy is configured for the URL is a proxy failure (the only peer we tried to
+    reach was the proxy), unless it failed on a certificate.
     """
     import httpx
 
@@ -383,10 +406,14 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
     is_request = isinstance(err, httpx.RequestError)
     if is_timeout:
         kind = "timeout"
-    elif isinstance(err, httpx.ProxyError) or (proxy_in_use and isinstance(err, httpx.ConnectError)):
+    elif isinstance(err, httpx.ProxyError):
         kind = "proxy"
     elif any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
+        # Before the proxy rule: through a proxy, a certificate refused is the issuer's (or an intercepting
+        # proxy's), and the remedy is the CA source (security D1), not the proxy settings.
         kind = "tls"
+    elif proxy_in_use and isinstance(err, httpx.ConnectError):
+        kind = "proxy"
     elif any(isinstance(e, socket.gaierror) for e in chain):
         kind = "dns"
     elif isinstance(err, httpx.ConnectError):
