@@ -8,6 +8,7 @@ scenarios leave the same lines: support can tell every failure apart from the lo
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -646,3 +647,78 @@ def test_library_cancel_keeps_the_attempt_span(issuer: ScriptedIssuer, codex_hom
     assert isinstance(outcome(server), LoginError)
     for line in login_log.lines():
         assert f"login{{attempt={server.attempt_id}}}: " in line, line
+
+
+@pytest.mark.parametrize("ending", ["cancel", "timeout"])
+def test_an_attempt_ended_while_the_save_waits_for_the_lock_writes_nothing(
+    issuer: ScriptedIssuer, codex_home: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """INV-1: auth.json changes only when the outcome is success. Another process holds the auth lock; the
+    worker, done with both exchanges, waits for it to save; a /cancel (or the timeout) ends the attempt
+    meanwhile. Once the lock is free the worker must not write: the attempt already failed."""
+    import fcntl
+    import threading
+
+    from codex_login import storage
+
+    before = '{\n  "auth_mode": "apikey",\n  "OPENAI_API_KEY": "sk-old-key-0000000000"\n}'
+    (codex_home / "auth.json").write_text(before)
+    waiting, acquired = threading.Event(), threading.Event()
+    real_acquire = storage._acquire_file_lock
+
+    def observed(path: str, deadline: float, timeout: float) -> int:
+        waiting.set()
+        try:
+            return real_acquire(path, deadline, timeout)
+        finally:
+            acquired.set()
+
+    monkeypatch.setattr(storage, "_acquire_file_lock", observed)
+    other = os.open(codex_home / ".auth.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another codex-login saving or refreshing right now
+        server = start(codex_home, issuer.url, timeout=2 if ending == "timeout" else 30)
+        answers: list[int | str] = []
+
+        def browse() -> None:
+            try:
+                answers.append(callback(server, f"code=abc&state={STATE}", follow=False).status_code)
+            except httpx.HTTPError as err:
+                answers.append(type(err).__name__)
+
+        browser = threading.Thread(target=browse)
+        browser.start()
+        assert waiting.wait(10), "the worker never tried to take the auth lock"
+        if ending == "cancel":
+            httpx.get(f"http://127.0.0.1:{server.actual_port}/cancel", timeout=15)
+        failure = outcome(server)
+        assert isinstance(failure, LoginError)
+        assert failure.failure_class == {"cancel": "cancelled", "timeout": "timeout"}[ending]
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    assert acquired.wait(10)
+    with storage.auth_lock(codex_home):  # the worker's save, if any, is over once the lock is free again
+        assert (codex_home / "auth.json").read_text() == before
+    browser.join(15)
+    assert answers == ["RemoteProtocolError"]  # the attempt was over: no redirect to /success, no page
+    assert [r.path for r in issuer.requests] == ["/oauth/token", "/oauth/token"]  # both exchanges were done
+
+
+def test_the_state_is_scrubbed_from_a_browser_openers_error_text(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    """Security R-3: the state is registered as a secret when the attempt starts, so free text that carries
+    the authorize URL (an opener's error message) reaches the log without it."""
+    server = start(
+        codex_home,
+        issuer.url,
+        open_browser=True,
+        browser_opener=lambda url: (False, "editor", f"could not open {url}"),
+    )
+    server.cancel()
+    assert isinstance(outcome(server), LoginError)
+    text = "\n".join(login_log.lines())
+    assert STATE not in text
+    assert "state=<redacted:state>" in text
+    assert server._pkce.code_verifier not in text

@@ -44,7 +44,7 @@ from .config import (
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
-from .diagnostics.redact import sanitize_terminal_text
+from .diagnostics.redact import SECRETS, sanitize_terminal_text
 from .errors import (
     CallbackError,
     ErrorKind,
@@ -442,6 +442,10 @@ class LoginServer:
             else generate_pkce()
         )
         self._state = options.force_state or generate_state()
+        # Scrubbed from every line that leaves (security R-3): a browser opener's error text, say, can hold the
+        # authorize URL.
+        SECRETS.add("state", self._state)
+        SECRETS.add("code_verifier", self._pkce.code_verifier)
         self.auth_url = build_authorize_url(
             issuer=options.issuer,
             client_id=options.client_id,
@@ -465,6 +469,11 @@ class LoginServer:
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         self._saved: LoginSuccess | None = None
+        # Held by the worker from its last check that the attempt is still on until the credentials are saved,
+        # and by the loop to settle a failure: a cancel, the timeout or Ctrl-C either comes before the save
+        # (nothing is written) or finds it done (the outcome is success). INV-1: auth.json changes only when
+        # the outcome is success.
+        self._commit = threading.RLock()
         self._unsynced: CredentialStore | None = None  # saved, its directory not yet synced (worker only)
         # Builds the HTTP client while the browser is away, then runs the sign-in (started by _serve).
         self._worker: _Worker | None = None
@@ -628,18 +637,19 @@ class LoginServer:
         return client
 
     def _on_timeout(self) -> None:
-        if self._saved is not None:
-            self._settle_success()
-            return
-        secs = self.options.timeout or 0
-        events.timed_out(after_seconds=secs)
-        self._settle_error(
-            LoginTimedOut(
-                f"Login timed out after {secs:g} seconds: the browser never came back to "
-                f"http://localhost:{self.actual_port}{CALLBACK_PATH}"
-            ),
-            None,
-        )
+        with self._commit:
+            if self._saved is not None:
+                self._settle_success()
+                return
+            secs = self.options.timeout or 0
+            events.timed_out(after_seconds=secs)
+            self._settle_error(
+                LoginTimedOut(
+                    f"Login timed out after {secs:g} seconds: the browser never came back to "
+                    f"http://localhost:{self.actual_port}{CALLBACK_PATH}"
+                ),
+                None,
+            )
 
     def _settle_success(self) -> None:
         if self._future.done() or self._saved is None:
@@ -649,23 +659,25 @@ class LoginServer:
         self._future.set_result(self._saved)
 
     def _settle_error(self, err: LoginError, cancel_reason: str | None) -> None:
-        if self._future.done():
-            return
-        if self._saved is not None:
-            # Credentials are saved: the browser not fetching /success does not undo the sign-in.
-            self._settle_success()
-            return
-        if cancel_reason is not None:
-            events.cancelled(reason=cancel_reason)
-        err.attempt_id = self.attempt_id
-        outcome = {
-            "cancelled": "cancelled",
-            "timeout": "timeout",
-            "denied": "denied",
-            "workspace_restriction": "denied",
-        }.get(err.failure_class, "error")
-        self._finish(outcome, err.failure_class)
-        self._future.set_exception(err)
+        with self._commit:
+            if self._future.done():
+                return
+            if self._saved is not None:
+                # Credentials are saved: a cancel after that, or the browser not fetching /success, does not
+                # undo the sign-in.
+                self._settle_success()
+                return
+            if cancel_reason is not None:
+                events.cancelled(reason=cancel_reason)
+            err.attempt_id = self.attempt_id
+            outcome = {
+                "cancelled": "cancelled",
+                "timeout": "timeout",
+                "denied": "denied",
+                "workspace_restriction": "denied",
+            }.get(err.failure_class, "error")
+            self._finish(outcome, err.failure_class)
+            self._future.set_exception(err)
 
     def _count_rejection(self, reason: str) -> bool:
         """Count a refused request; whether it may still be logged on its own. A flood of junk requests
@@ -1116,6 +1128,8 @@ class LoginServer:
                 has_error=has_error,
                 state_valid=state_valid,
             )
+        if state_valid and code:
+            SECRETS.add("code", code)
         if not state_valid:
             if logged:
                 events.state_mismatch(
@@ -1128,7 +1142,7 @@ class LoginServer:
         if self._consumed or self.done:
             events.callback_already_settled(path=CALLBACK_PATH)
             return _plain(400, "Bad Request", "This sign-in was already completed. Return to your terminal.")
-        iss = single.get("iss")
+        iss = single.get("iss") or None  # sent without a value: as if omitted (RFC 6749 §3.1)
         if iss is not None and iss.rstrip("/") != self.options.issuer.rstrip("/"):
             # RFC 9207 mix-up defence: an answer from another issuer is refused like a wrong state.
             events.issuer_mismatch()
@@ -1242,6 +1256,12 @@ class LoginServer:
             message = f"Token exchange failed: {err}"
             failure = LoginError(sanitize_terminal_text(message, 4096), failure_class=err.failure_class)
             return _Failure(failure, message, "token_exchange_failed", None)
+        for kind, value in (
+            ("id_token", tokens.id_token),
+            ("access_token", tokens.access_token),
+            ("refresh_token", tokens.refresh_token),
+        ):
+            SECRETS.add(kind, value)
         if self.done:
             return None
         from .token_data import TokenDataError, parse_id_token
@@ -1268,6 +1288,7 @@ class LoginServer:
             failed_status = str(err.status) if err.status else "none"
         except TransportError as err:
             failed_status = f"transport_{err.transport_kind}"
+        SECRETS.add("api_key", api_key)
         if self.done:
             return None
         if failed_status is None:
@@ -1284,7 +1305,8 @@ class LoginServer:
 
     def _persist(
         self, id_token: str, access_token: str, refresh_token: str, api_key: str | None, info: object
-    ) -> LoginSuccess:
+    ) -> LoginSuccess | None:
+        """Save the credentials; None (nothing written) if the attempt ended while the auth lock was awaited."""
         from .storage import AuthDotJson, AuthMode, StoreMode, TokenData, auth_lock, create_store
         from .token_data import IdTokenInfo
 
@@ -1303,8 +1325,19 @@ class LoginServer:
             last_refresh=datetime.now(UTC),
         )
         try:
-            with auth_lock(self.options.codex_home):
+            with auth_lock(self.options.codex_home), self._commit:
+                if self.done:
+                    return None  # a cancel, the timeout or Ctrl-C came first (see __init__, _commit)
                 where = store.save(auth)
+                self._unsynced = store
+                events.credentials_saved(store=where)
+                saved = self._saved = LoginSuccess(
+                    store=where,
+                    email=info.email,
+                    plan=info.chatgpt_plan_type,
+                    account_id=info.chatgpt_account_id,
+                    attempt_id=self.attempt_id,
+                )
         except LoginError as err:
             events.credentials_not_saved(
                 store=self.options.store_mode,
@@ -1317,15 +1350,7 @@ class LoginServer:
             raise PersistError(f"failed to save credentials: {err.strerror}") from None
         for warning in getattr(store, "warnings", []):
             self._notice(sanitize_terminal_text(str(warning), 1024))
-        self._unsynced = store
-        events.credentials_saved(store=where)
-        return LoginSuccess(
-            store=where,
-            email=info.email,
-            plan=info.chatgpt_plan_type,
-            account_id=info.chatgpt_account_id,
-            attempt_id=self.attempt_id,
-        )
+        return saved
 
     def _terminal_error(self, err: LoginError, *, message: str, code: str | None, description: str | None) -> _Reply:
         from .diagnostics.advice import advice_for

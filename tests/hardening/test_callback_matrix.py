@@ -222,6 +222,16 @@ def test_a10_unknown_parameters_are_ignored_and_a_matching_iss_is_accepted(harne
     harness.finish(run, Expect(rc=0, success=True))
 
 
+def test_a10_an_empty_iss_counts_as_omitted(harness: Harness) -> None:
+    # RFC 6749 §3.1: parameters sent without a value are treated as if they were omitted from the request.
+    run = harness.login()
+    redirect = harness.callback(run, f"{harness.good_query(run)}&iss=")
+    assert redirect.status == 302
+    harness.get(run, "/success")
+    run.end_attempt()
+    harness.finish(run, Expect(rc=0, success=True))
+
+
 def test_a10_a_foreign_iss_is_400_and_the_flow_waits(harness: Harness) -> None:
     run = harness.login()
     reply = harness.callback(run, f"{harness.good_query(run)}&iss={quote('https://evil.example', safe='')}")
