@@ -177,5 +177,5 @@ def test_a_ca_file_with_non_ascii_comments_loads(tmp_path: Path) -> None:
     path = tmp_path / "bundle.pem"
     path.write_bytes("# Zertifikat für die Prüfung — 証明書\n".encode() + ca.cert_pem.bytes())
     context = build_ssl_context(CaSource("CODEX_CA_CERTIFICATE", str(path)))
-    subjects = [dict(pair[0] for pair in cert["subject"]) for cert in context.get_ca_certs()]
-    assert [s for s in subjects if s.get("organizationName", "").startswith("trustme")] != []
+    names = [str(cert["subject"]) for cert in context.get_ca_certs()]
+    assert [name for name in names if "'organizationName', 'trustme" in name] != []  # trustme's CA, among the system's
