@@ -114,6 +114,34 @@ def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     assert "config.toml" in str(info.value) and "line 2" in str(info.value)
 
 
+def test_a_lone_carriage_return_in_config_is_the_malformed_file_error(tmp_path: Path) -> None:
+    """TOML allows CR only before LF. Read with universal newlines, this file's CR became a line break, the
+    comment ended there and the hidden setting took effect. TOML (and tomllib) refuse the file."""
+    (tmp_path / "config.toml").write_bytes(b'# my settings\rcli_auth_credentials_store = "ephemeral"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert str(info.value).startswith(f"{tmp_path / 'config.toml'}: ")
+    assert "line 1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'cli_auth_credentials_store = "keyring"\nlogin_http_timeout = 5\n',  # the plain subset
+        'cli_auth_credentials_store = "keyring"\nlogin_http_timeout = 5.0\nx = """a\nb"""\n',  # tomllib
+    ],
+)
+def test_crlf_config_reads_like_lf(tmp_path: Path, body: str) -> None:
+    lf_home, crlf_home = tmp_path / "lf", tmp_path / "crlf"
+    lf_home.mkdir()
+    crlf_home.mkdir()
+    (lf_home / "config.toml").write_bytes(body.encode())
+    (crlf_home / "config.toml").write_bytes(body.replace("\n", "\r\n").encode())
+    lf = resolve_settings(codex_home=str(lf_home))
+    crlf = resolve_settings(codex_home=str(crlf_home))
+    assert (crlf.credentials_store, crlf.http_timeout) == (lf.credentials_store, lf.http_timeout) == ("keyring", 5.0)
+
+
 @pytest.mark.parametrize(
     ("issuer", "problem"),
     [

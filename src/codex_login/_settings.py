@@ -159,7 +159,8 @@ def parse_override(item: str) -> "tuple[list[str], Any]":
 def _read_config_file(codex_home: str) -> "dict[str, Any]":
     path = os.path.join(codex_home, CONFIG_FILE_NAME)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # newline="": universal newlines would turn a lone CR (which TOML refuses) into a line break.
+        with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read()
     except FileNotFoundError:
         return {}
@@ -168,7 +169,9 @@ def _read_config_file(codex_home: str) -> "dict[str, Any]":
         raise ConfigError(f"failed to read {path}: {reason}") from None
     from ._toml_subset import loads as loads_plain_toml
 
-    table = loads_plain_toml(text)
+    # The subset splits lines at LF and refuses any CR: a CRLF file (valid TOML) keeps this fast path, while
+    # a lone CR falls through to tomllib, which reads the file as it is and names the line.
+    table = loads_plain_toml(text.replace("\r\n", "\n"))
     if table is not None:
         return table
     import tomllib
