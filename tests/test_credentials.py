@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import json
 import re
 import time
 from pathlib import Path
@@ -192,6 +193,36 @@ def test_base64url_at_the_size_limit() -> None:
     at_limit = "A" * _credentials._MAX_PAYLOAD_CHARS
     assert decoded(_credentials._b64url_decode_no_pad, at_limit) == decoded(binascii_decode, at_limit)
     assert decoded(_credentials._b64url_decode_no_pad, at_limit + "AAAA") is None
+
+
+def jwt_with_payload(payload: bytes) -> str:
+    return f"e30.{b64url(payload)}.sig"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        rb'{"email":"\ud800"}',
+        rb'{"email":"a\udc00b"}',
+        rb'{"\udfff":"x"}',  # in a key
+        rb'{"https://api.openai.com/auth":{"chatgpt_plan_type":["\ud83d"]}}',  # nested; a high half alone
+    ],
+)
+def test_a_lone_surrogate_in_a_jwt_payload_is_invalid_json(codex_home: Path, payload: bytes) -> None:
+    """serde_json refuses a lone surrogate escape; ``status --json`` could not encode the claim as UTF-8."""
+    with pytest.raises(TokenDataError, match=r"^invalid ID token payload \(JSON\)$"):
+        _credentials.decode_jwt_payload(jwt_with_payload(payload))
+    token = jwt_with_payload(payload)
+    assert _credentials.jwt_auth_claims(token) == {}  # an unreadable payload has no claims, as in server.rs
+    tokens = {"id_token": token, "access_token": "at", "refresh_token": "rt"}
+    (codex_home / "auth.json").write_text(json.dumps({"tokens": tokens}))
+    with pytest.raises(_credentials.AuthParseError, match=r"tokens\.id_token: invalid ID token payload \(JSON\)"):
+        status_summary(codex_home)
+
+
+def test_an_escaped_surrogate_pair_in_a_jwt_payload_is_one_character() -> None:
+    token = jwt_with_payload(rb'{"email":"\ud83d\ude00@example.com"}')
+    assert _credentials.id_token_claims(token).email == "\U0001f600@example.com"
 
 
 def fromtimestamp_or_none(value: object) -> dt.datetime | None:

@@ -130,7 +130,9 @@ def decode_jwt_payload(jwt: str) -> dict[str, object]:
         claims = _json_loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise TokenDataError(MSG_JSON) from None
-    if not isinstance(claims, dict):
+    # A lone surrogate escape ("\ud800") is not JSON serde_json accepts, and no claim value printed with it
+    # would encode as UTF-8.
+    if not isinstance(claims, dict) or _has_surrogate(claims):
         raise TokenDataError(MSG_JSON)
     return claims
 
