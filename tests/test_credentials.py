@@ -41,9 +41,11 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # ---------------------------------------------------------------------------------------------------------
 # RFC 3339
 
-# What storage.parse_timestamp was before the RFC 3339 parser moved here: the oracle.
+# What storage.parse_timestamp was before the RFC 3339 parser moved here: the oracle. Since corrected like
+# the parser: ASCII digits only (re.ASCII: a plain \d took any Unicode digit) and offset minutes under 60.
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
+    re.ASCII,
 )
 
 
@@ -56,6 +58,8 @@ def regex_and_datetime(text: str) -> tuple[dt.datetime, int]:
     if m.group(8) is not None:
         offset = dt.timedelta(0)
     else:
+        if int(m.group(11)) >= 60:
+            raise ValueError("UTC offset minutes out of range")  # datetime.timezone would take +00:99
         sign = -1 if m.group(9) == "-" else 1
         offset = sign * dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
     local = dt.datetime(year, month, day, hour, minute, second, nanos // 1000, tzinfo=dt.timezone(offset))
@@ -77,7 +81,7 @@ def parsed(parse: object, text: str) -> tuple[str, object]:
         return "invalid", None
 
 
-DIGITS = st.sampled_from("0123456789") | st.sampled_from("٠١٢٣٤٥٦٧٨٩०९𝟎𝟗")  # \d is any Unicode digit
+DIGITS = st.sampled_from("0123456789") | st.sampled_from("٠١٢٣٤٥٦٧٨٩०९𝟎𝟗２")  # other digits: to be refused
 
 
 def digits(count: int) -> st.SearchStrategy[str]:
@@ -110,7 +114,7 @@ PLAUSIBLE = st.builds(
     st.integers(0, 24),
     st.integers(0, 60),
     st.integers(0, 60),
-    st.sampled_from(["Z", "+23:59", "-23:59", "+24:00", "-00:01", "+00:01", "+0530", "-1200"]),
+    st.sampled_from(["Z", "+23:59", "-23:59", "+24:00", "-00:01", "+00:01", "+0530", "-1200", "+00:60", "-0599"]),
 )
 
 
@@ -138,6 +142,27 @@ def test_rfc3339_parser_is_the_regex_and_datetime_it_replaced(text: str) -> None
 )
 def test_rfc3339_edges(text: str) -> None:
     assert parsed(integer_parser, text) == parsed(regex_and_datetime, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-06T22:09:36+00:60",
+        "2026-03-06T22:09:36+00:99",  # datetime.timezone takes 99 minutes; RFC 3339 and chrono do not
+        "2026-03-06T22:09:36-05:75",
+        "2026-03-06T22:09:36-0560",
+        "２０２６-03-06T22:09:36Z",  # full-width digits
+        "2026-03-06T22:09:36.\u0661\u0662Z",  # Arabic-Indic digits in the fraction
+        "2026-03-06T22:09:36.12\u0663Z",
+        "2026-03-06T\u0662\u0662:09:36Z",
+        "2026-03-06T22:09:36+0\u0665:00",
+        "2026-03-06T22:09:3\u00b2Z",  # superscript two: str.isdigit takes it
+    ],
+)
+def test_rfc3339_takes_ascii_digits_and_offset_minutes_under_60_only(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not an RFC 3339 timestamp|UTC offset minutes out of range"):
+        parse_rfc3339(text)
+    assert parse_rfc3339("2026-03-06T22:09:36.5+00:59") == (1_772_834_976 - 59 * 60, 500_000_000)
 
 
 @settings(max_examples=2000, deadline=None)
