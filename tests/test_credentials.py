@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import json
 import re
 import time
 from pathlib import Path
@@ -40,9 +41,11 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # ---------------------------------------------------------------------------------------------------------
 # RFC 3339
 
-# What storage.parse_timestamp was before the RFC 3339 parser moved here: the oracle.
+# What storage.parse_timestamp was before the RFC 3339 parser moved here: the oracle. Since corrected like
+# the parser: ASCII digits only (re.ASCII: a plain \d took any Unicode digit) and offset minutes under 60.
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))",
+    re.ASCII,
 )
 
 
@@ -55,6 +58,8 @@ def regex_and_datetime(text: str) -> tuple[dt.datetime, int]:
     if m.group(8) is not None:
         offset = dt.timedelta(0)
     else:
+        if int(m.group(11)) >= 60:
+            raise ValueError("UTC offset minutes out of range")  # datetime.timezone would take +00:99
         sign = -1 if m.group(9) == "-" else 1
         offset = sign * dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
     local = dt.datetime(year, month, day, hour, minute, second, nanos // 1000, tzinfo=dt.timezone(offset))
@@ -76,7 +81,7 @@ def parsed(parse: object, text: str) -> tuple[str, object]:
         return "invalid", None
 
 
-DIGITS = st.sampled_from("0123456789") | st.sampled_from("٠١٢٣٤٥٦٧٨٩०९𝟎𝟗")  # \d is any Unicode digit
+DIGITS = st.sampled_from("0123456789") | st.sampled_from("٠١٢٣٤٥٦٧٨٩०९𝟎𝟗２")  # other digits: to be refused
 
 
 def digits(count: int) -> st.SearchStrategy[str]:
@@ -109,7 +114,7 @@ PLAUSIBLE = st.builds(
     st.integers(0, 24),
     st.integers(0, 60),
     st.integers(0, 60),
-    st.sampled_from(["Z", "+23:59", "-23:59", "+24:00", "-00:01", "+00:01", "+0530", "-1200"]),
+    st.sampled_from(["Z", "+23:59", "-23:59", "+24:00", "-00:01", "+00:01", "+0530", "-1200", "+00:60", "-0599"]),
 )
 
 
@@ -137,6 +142,27 @@ def test_rfc3339_parser_is_the_regex_and_datetime_it_replaced(text: str) -> None
 )
 def test_rfc3339_edges(text: str) -> None:
     assert parsed(integer_parser, text) == parsed(regex_and_datetime, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-06T22:09:36+00:60",
+        "2026-03-06T22:09:36+00:99",  # datetime.timezone takes 99 minutes; RFC 3339 and chrono do not
+        "2026-03-06T22:09:36-05:75",
+        "2026-03-06T22:09:36-0560",
+        "２０２６-03-06T22:09:36Z",  # full-width digits
+        "2026-03-06T22:09:36.\u0661\u0662Z",  # Arabic-Indic digits in the fraction
+        "2026-03-06T22:09:36.12\u0663Z",
+        "2026-03-06T\u0662\u0662:09:36Z",
+        "2026-03-06T22:09:36+0\u0665:00",
+        "2026-03-06T22:09:3\u00b2Z",  # superscript two: str.isdigit takes it
+    ],
+)
+def test_rfc3339_takes_ascii_digits_and_offset_minutes_under_60_only(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not an RFC 3339 timestamp|UTC offset minutes out of range"):
+        parse_rfc3339(text)
+    assert parse_rfc3339("2026-03-06T22:09:36.5+00:59") == (1_772_834_976 - 59 * 60, 500_000_000)
 
 
 @settings(max_examples=2000, deadline=None)
@@ -192,6 +218,36 @@ def test_base64url_at_the_size_limit() -> None:
     at_limit = "A" * _credentials._MAX_PAYLOAD_CHARS
     assert decoded(_credentials._b64url_decode_no_pad, at_limit) == decoded(binascii_decode, at_limit)
     assert decoded(_credentials._b64url_decode_no_pad, at_limit + "AAAA") is None
+
+
+def jwt_with_payload(payload: bytes) -> str:
+    return f"e30.{b64url(payload)}.sig"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        rb'{"email":"\ud800"}',
+        rb'{"email":"a\udc00b"}',
+        rb'{"\udfff":"x"}',  # in a key
+        rb'{"https://api.openai.com/auth":{"chatgpt_plan_type":["\ud83d"]}}',  # nested; a high half alone
+    ],
+)
+def test_a_lone_surrogate_in_a_jwt_payload_is_invalid_json(codex_home: Path, payload: bytes) -> None:
+    """serde_json refuses a lone surrogate escape; ``status --json`` could not encode the claim as UTF-8."""
+    with pytest.raises(TokenDataError, match=r"^invalid ID token payload \(JSON\)$"):
+        _credentials.decode_jwt_payload(jwt_with_payload(payload))
+    token = jwt_with_payload(payload)
+    assert _credentials.jwt_auth_claims(token) == {}  # an unreadable payload has no claims, as in server.rs
+    tokens = {"id_token": token, "access_token": "at", "refresh_token": "rt"}
+    (codex_home / "auth.json").write_text(json.dumps({"tokens": tokens}))
+    with pytest.raises(_credentials.AuthParseError, match=r"tokens\.id_token: invalid ID token payload \(JSON\)"):
+        status_summary(codex_home)
+
+
+def test_an_escaped_surrogate_pair_in_a_jwt_payload_is_one_character() -> None:
+    token = jwt_with_payload(rb'{"email":"\ud83d\ude00@example.com"}')
+    assert _credentials.id_token_claims(token).email == "\U0001f600@example.com"
 
 
 def fromtimestamp_or_none(value: object) -> dt.datetime | None:

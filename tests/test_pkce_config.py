@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from codex_login._settings import (
     issuer_problem,
     pathlib_form,
     resolve_settings,
+    rust_debug_str,
 )
 from codex_login.config import (
     CLIENT_ID,
@@ -55,15 +58,60 @@ def test_verifier_stays_out_of_repr() -> None:
 
 
 def test_codex_home_errors_use_the_reference_texts(tmp_path: Path) -> None:
+    """Reference §15: the value quoted as Rust's ``{val:?}``, an OS error as Rust's ``io::Error`` shows it."""
     missing = tmp_path / "nope"
-    with pytest.raises(ConfigError, match=r"CODEX_HOME points to '.*nope', but that path does not exist"):
+    with pytest.raises(ConfigError) as info:
         find_codex_home({"CODEX_HOME": str(missing)})
+    assert str(info.value) == f'CODEX_HOME points to "{missing}", but that path does not exist'
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(ConfigError, match="but that path is not a directory"):
+    with pytest.raises(ConfigError) as info:
         find_codex_home({"CODEX_HOME": str(a_file)})
+    assert str(info.value) == f'CODEX_HOME points to "{a_file}", but that path is not a directory'
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ConfigError) as info:
+        find_codex_home({"CODEX_HOME": str(loop)})
+    assert str(info.value) == f'failed to read CODEX_HOME "{loop}": {os.strerror(errno.ELOOP)} (os error {errno.ELOOP})'
     assert find_codex_home({"CODEX_HOME": str(tmp_path)}) == tmp_path.resolve()
     assert find_codex_home({"HOME": "/home/someone"}) == Path("/home/someone/.codex")
+
+
+def test_codex_home_canonicalize_error_is_rusts_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: str, *, strict: bool = False) -> str:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    monkeypatch.setattr(os.path, "realpath", refuse)
+    with pytest.raises(ConfigError) as info:
+        codex_home_dir({"CODEX_HOME": f"{tmp_path}/"})
+    expected = f'failed to canonicalize CODEX_HOME "{tmp_path}/": {os.strerror(errno.EACCES)} (os error {errno.EACCES})'
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "debug"),
+    [
+        # What rustc 1.95's format!("{:?}", text) printed for each.
+        ("/tmp/日本 \"x\" \\ y\t\n", r'"/tmp/日本 \"x\" \\ y\t\n"'),
+        ("it's", '"it\'s"'),  # a single quote stays as it is in a str
+        ("a\x1bb\x7f", r'"a\u{1b}b\u{7f}"'),
+        ("\r\x00", r'"\r\0"'),
+        ("\x85\xa0", r'"\u{85}\u{a0}"'),  # a C1 control, the no-break space
+        ("e\u0301", r'"e\u{301}"'),  # a combining mark
+        ("\u200b\u2028", r'"\u{200b}\u{2028}"'),  # a format character, the line separator
+        ("caf\u00e9 \U0001f600", '"caf\u00e9 \U0001f600"'),
+        ("", '""'),
+    ],
+)
+def test_rust_debug_str_quotes_like_rust(text: str, debug: str) -> None:
+    assert rust_debug_str(text) == debug
+
+
+def test_codex_home_errors_quote_the_value_as_rust_debug() -> None:
+    with pytest.raises(ConfigError) as info:
+        codex_home_dir({"CODEX_HOME": '/nonexistent-codex-home/a "b"\\c\td\x1b\u0301'})
+    expected = r'CODEX_HOME points to "/nonexistent-codex-home/a \"b\"\\c\td\u{1b}\u{301}", but that path does not exist'
+    assert str(info.value) == expected
 
 
 def test_overrides_parse_as_toml_else_literal() -> None:
@@ -112,6 +160,34 @@ def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config([], env={"CODEX_HOME": str(tmp_path)})
     assert "config.toml" in str(info.value) and "line 2" in str(info.value)
+
+
+def test_a_lone_carriage_return_in_config_is_the_malformed_file_error(tmp_path: Path) -> None:
+    """TOML allows CR only before LF. Read with universal newlines, this file's CR became a line break, the
+    comment ended there and the hidden setting took effect. TOML (and tomllib) refuse the file."""
+    (tmp_path / "config.toml").write_bytes(b'# my settings\rcli_auth_credentials_store = "ephemeral"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert str(info.value).startswith(f"{tmp_path / 'config.toml'}: ")
+    assert "line 1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'cli_auth_credentials_store = "keyring"\nlogin_http_timeout = 5\n',  # the plain subset
+        'cli_auth_credentials_store = "keyring"\nlogin_http_timeout = 5.0\nx = """a\nb"""\n',  # tomllib
+    ],
+)
+def test_crlf_config_reads_like_lf(tmp_path: Path, body: str) -> None:
+    lf_home, crlf_home = tmp_path / "lf", tmp_path / "crlf"
+    lf_home.mkdir()
+    crlf_home.mkdir()
+    (lf_home / "config.toml").write_bytes(body.encode())
+    (crlf_home / "config.toml").write_bytes(body.replace("\n", "\r\n").encode())
+    lf = resolve_settings(codex_home=str(lf_home))
+    crlf = resolve_settings(codex_home=str(crlf_home))
+    assert (crlf.credentials_store, crlf.http_timeout) == (lf.credentials_store, lf.http_timeout) == ("keyring", 5.0)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +248,7 @@ def test_codex_home_spellings_resolve_like_path_resolve(tmp_path: Path, monkeypa
     for value in ("real", "real/", "./real//", "link/.", str(tmp_path / "link") + "/"):
         assert codex_home_dir({"CODEX_HOME": value}) == str(Path(value).resolve(strict=True)), value
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="'file/', but that path is not a directory"):
+    with pytest.raises(ConfigError, match='"file/", but that path is not a directory'):
         codex_home_dir({"CODEX_HOME": "file/"})  # like Path("file/"), which is Path("file")
 
 

@@ -130,7 +130,9 @@ def decode_jwt_payload(jwt: str) -> dict[str, object]:
         claims = _json_loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise TokenDataError(MSG_JSON) from None
-    if not isinstance(claims, dict):
+    # A lone surrogate escape ("\ud800") is not JSON serde_json accepts, and no claim value printed with it
+    # would encode as UTF-8.
+    if not isinstance(claims, dict) or _has_surrogate(claims):
         raise TokenDataError(MSG_JSON)
     return claims
 
@@ -321,10 +323,14 @@ def civil_from_days(days: int) -> tuple[int, int, int]:
     return year_of_era + era * 400 + (month <= 2), month, day
 
 
+def _is_ascii_digits(text: str) -> bool:
+    # RFC 3339 (and chrono) read only 0-9; ``isdigit`` alone also takes ``٢``, ``２`` and ``²``.
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str, start: int, width: int) -> int:
-    # ``isdecimal`` is exactly what ``\d`` matches in a str pattern (Unicode category Nd), and int() reads it.
     digits = text[start : start + width]
-    if len(digits) != width or not digits.isdecimal():
+    if len(digits) != width or not _is_ascii_digits(digits):
         raise ValueError(_NOT_RFC3339)
     return int(digits)
 
@@ -338,9 +344,10 @@ def parse_rfc3339(text: str) -> tuple[int, int]:
     """``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH[:]MM)`` -> (UTC seconds since the epoch, nanoseconds).
 
     Accepts ``t`` or a space for ``T``, ``z`` for ``Z``, any number of fractional digits (digits beyond the
-    ninth are dropped, as chrono does) and any offset under 24 hours. Raises ``ValueError`` for anything else
-    and for fields ``datetime`` would refuse (February 30th, hour 24, second 60...), ``OverflowError`` when the
-    instant in UTC falls outside years 1 to 9999.
+    ninth are dropped, as chrono does) and any offset under 24 hours whose minutes are under 60 (chrono's
+    range). Digits are ASCII only. Raises ``ValueError`` for anything else and for fields ``datetime`` would
+    refuse (February 30th, hour 24, second 60...), ``OverflowError`` when the instant in UTC falls outside
+    years 1 to 9999.
     """
     year = _number(text, 0, 4)
     _expect(text, 4, "-")
@@ -357,7 +364,7 @@ def parse_rfc3339(text: str) -> tuple[int, int]:
     fraction = ""
     if text[end : end + 1] == ".":
         end += 1
-        while text[end : end + 1].isdecimal():
+        while _is_ascii_digits(text[end : end + 1]):
             end += 1
         fraction = text[20:end]
         if not fraction:
@@ -366,7 +373,10 @@ def parse_rfc3339(text: str) -> tuple[int, int]:
     if zone in ("Z", "z"):
         offset_minutes = 0
     elif len(zone) in (5, 6) and zone[0] in "+-" and (len(zone) == 5 or zone[3] == ":"):
-        offset_minutes = _number(zone, 1, 2) * 60 + _number(zone, len(zone) - 2, 2)
+        zone_minute = _number(zone, len(zone) - 2, 2)
+        if zone_minute >= 60:
+            raise ValueError("UTC offset minutes out of range")
+        offset_minutes = _number(zone, 1, 2) * 60 + zone_minute
         if zone[0] == "-":
             offset_minutes = -offset_minutes
     else:

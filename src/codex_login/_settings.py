@@ -54,6 +54,42 @@ def pathlib_form(text: str) -> str:
     return str(Path(text))
 
 
+#: The characters Rust's ``Debug`` for ``str`` escapes by name.
+_RUST_NAMED_ESCAPES = {"\0": "\\0", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\", '"': '\\"'}
+#: The Unicode categories it writes as ``\u{..}``: those its ``is_printable`` tables leave out (generated from
+#: these categories, the space excepted) and the combining marks (its grapheme-extend escape, near enough).
+_RUST_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs", "Mn", "Me"})
+
+
+def rust_debug_str(text: str) -> str:
+    r"""``text`` as Rust's ``format!("{:?}", text)`` prints it: double-quoted, with ``\\``, ``\"``, ``\t``,
+    ``\n``, ``\r``, ``\0`` and ``\u{hex}`` escapes. The reference's error texts quote paths this way."""
+    out = []
+    for ch in text:
+        named = _RUST_NAMED_ESCAPES.get(ch)
+        if named is not None:
+            out.append(named)
+        elif " " <= ch <= "~" or (ch >= "\xa0" and not _rust_escapes_non_ascii(ch)):
+            out.append(ch)
+        else:
+            out.append(f"\\u{{{ord(ch):x}}}")
+    return '"' + "".join(out) + '"'
+
+
+def _rust_escapes_non_ascii(ch: str) -> bool:
+    # Only an error text about a non-ASCII path gets here: status does not load unicodedata otherwise.
+    import unicodedata
+
+    return unicodedata.category(ch) in _RUST_ESCAPED_CATEGORIES
+
+
+def rust_io_error_text(err: OSError) -> str:
+    """How Rust's ``io::Error`` displays an OS error: ``No such file or directory (os error 2)``."""
+    if err.errno is None:
+        return err.strerror or type(err).__name__
+    return f"{os.strerror(err.errno)} (os error {err.errno})"
+
+
 class Settings:
     """:class:`~codex_login.config.Config`'s fields, with ``str`` paths and the store mode's name.
 
@@ -120,19 +156,24 @@ def codex_home_dir(env: "Mapping[str, str] | None" = None) -> str:
             st = os.stat(path)
         except FileNotFoundError:
             raise ConfigError(
-                f"CODEX_HOME points to {value!r}, but that path does not exist", kind=ErrorKind.NOT_FOUND
+                f"CODEX_HOME points to {rust_debug_str(value)}, but that path does not exist",
+                kind=ErrorKind.NOT_FOUND,
             ) from None
         except OSError as err:
-            raise ConfigError(f"failed to read CODEX_HOME {value!r}: {err.strerror}") from None
+            raise ConfigError(
+                f"failed to read CODEX_HOME {rust_debug_str(value)}: {rust_io_error_text(err)}"
+            ) from None
         if not stat.S_ISDIR(st.st_mode):
             raise ConfigError(
-                f"CODEX_HOME points to {value!r}, but that path is not a directory",
+                f"CODEX_HOME points to {rust_debug_str(value)}, but that path is not a directory",
                 kind=ErrorKind.INVALID_INPUT,
             )
         try:
             return pathlib_form(os.path.realpath(path, strict=True))
         except OSError as err:
-            raise ConfigError(f"failed to canonicalize CODEX_HOME {value!r}: {err.strerror}") from None
+            raise ConfigError(
+                f"failed to canonicalize CODEX_HOME {rust_debug_str(value)}: {rust_io_error_text(err)}"
+            ) from None
     home = env.get("HOME") or os.path.expanduser("~")
     if not home or home == "~":
         raise ConfigError("Could not find home directory")
@@ -159,7 +200,8 @@ def parse_override(item: str) -> "tuple[list[str], Any]":
 def _read_config_file(codex_home: str) -> "dict[str, Any]":
     path = os.path.join(codex_home, CONFIG_FILE_NAME)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # newline="": universal newlines would turn a lone CR (which TOML refuses) into a line break.
+        with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read()
     except FileNotFoundError:
         return {}
@@ -168,7 +210,9 @@ def _read_config_file(codex_home: str) -> "dict[str, Any]":
         raise ConfigError(f"failed to read {path}: {reason}") from None
     from ._toml_subset import loads as loads_plain_toml
 
-    table = loads_plain_toml(text)
+    # The subset splits lines at LF and refuses any CR: a CRLF file (valid TOML) keeps this fast path, while
+    # a lone CR falls through to tomllib, which reads the file as it is and names the line.
+    table = loads_plain_toml(text.replace("\r\n", "\n"))
     if table is not None:
         return table
     import tomllib

@@ -155,7 +155,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def parse_timestamp(text: str) -> tuple[_dt.datetime, int]:
-    """Parse an RFC 3339 timestamp (any number of fractional digits, any offset).
+    """Parse an RFC 3339 timestamp (any number of fractional digits, any offset under 24 hours; ASCII digits).
 
     Returns the instant as an aware UTC ``datetime`` (truncated to microseconds) and the sub-second part in
     nanoseconds (0..999 999 999; digits beyond the ninth are dropped, as chrono does). Raises ``ValueError``
