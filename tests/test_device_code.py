@@ -255,6 +255,26 @@ def test_poll_401_is_an_error(
     ]
 
 
+def test_codex_poll_slow_down_adds_five_seconds_for_good(
+    issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, login_log: LoginLog
+) -> None:
+    # S-8628-2: a 403/404 naming slow_down is honoured in the Codex dialect too, +5 s for every later poll.
+    issuer.routes[USERCODE] = usercode()
+    issuer.routes[POLL] = sequence(
+        Answer.json(403, {"error": "slow_down"}),
+        Answer.json(404, {"error": "slow_down"}),
+        PENDING,
+        Answer.text(403, "", "text/plain"),  # the Codex backend's pending answer: no JSON body
+        AUTHORIZED,
+    )
+    result, _ = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, LoginSuccess), result
+    assert clock.sleeps == [10.0, 15.0, 15.0, 15.0]
+    assert len([r for r in issuer.requests if r.path == POLL]) == 5
+    assert " INFO codex_login::device_code_auth: device code authorized polls=5" in norm(login_log)
+    assert_no_canaries("\n".join(login_log.lines()))
+
+
 def test_token_exchange_failure_is_wrapped(
     issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, login_log: LoginLog
 ) -> None:
@@ -567,6 +587,38 @@ def test_rfc8628_terminal_errors(
         f' WARN codex_login::device_code_auth: device code poll failed status=400 Bad Request polls=2 error_code="{error}"',
         f" WARN codex_cli::login: login finished outcome={outcome} flow=device duration_ms=N failure={failure}",
     ]
+
+
+# The Codex dialect's 403/404 answers naming access_denied or expired_token, with what the RFC 8628 dialect expects.
+CODEX_STOP_ERRORS = [
+    (status, *case) for case in RFC_ERRORS if case[0] in ("access_denied", "expired_token") for status in (403, 404)
+]
+
+
+@pytest.mark.parametrize("case", CODEX_STOP_ERRORS, ids=[f"{c[0]}-{c[1]}" for c in CODEX_STOP_ERRORS])
+def test_codex_poll_access_denied_and_expired_token_stop_polling(
+    case: tuple[int, str, type[LoginError], str, str, str],
+    issuer: ScriptedIssuer,
+    codex_home: Path,
+    clock: FakeClock,
+    login_log: LoginLog,
+) -> None:
+    # S-8628-2: they stop at once, with the RFC 8628 dialect's errors, failure classes and events.
+    status, error, expect_type, message, failure, outcome = case
+    issuer.routes[USERCODE] = usercode()
+    issuer.routes[POLL] = sequence(PENDING, Answer.json(status, {"error": error}))
+    result, _ = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, expect_type)
+    assert str(result) == message and result.failure_class == failure
+    assert clock.sleeps == [5.0]
+    assert len([r for r in issuer.requests if r.path == POLL]) == 2
+    assert not (codex_home / "auth.json").exists() and issuer.token_requests() == []
+    status_text = "403 Forbidden" if status == 403 else "404 Not Found"
+    assert norm(login_log)[-2:] == [
+        f' WARN codex_login::device_code_auth: device code poll failed status={status_text} polls=2 error_code="{error}"',
+        f" WARN codex_cli::login: login finished outcome={outcome} flow=device duration_ms=N failure={failure}",
+    ]
+    assert_no_canaries("\n".join(login_log.lines()))
 
 
 def test_rfc8628_not_enabled_and_bad_answers(issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock) -> None:

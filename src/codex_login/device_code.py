@@ -16,7 +16,9 @@ Which dialect an issuer speaks is decided like this (``dialect="auto"``, the def
 
 Polling: the server's ``interval`` (a string or a number; missing, non-numeric, non-finite or not positive
 means RFC 8628's default of 5 s) is clamped to ``[min_interval, 60]`` s (security S-8628-1; ``min_interval``
-defaults to 5 and exists so tests can shorten it). ``slow_down`` adds 5 s for this and every later poll.
+defaults to 5 and exists so tests can shorten it). Both dialects honour RFC 8628's standard poll errors
+(S-8628-2): ``slow_down`` adds 5 s for this and every later poll, ``access_denied`` and ``expired_token``
+stop polling; in the Codex dialect a 403 or 404 naming none of them is still pending, as in the reference.
 The whole wait is capped at 15 minutes (``device auth timed out after 15 minutes``, parity). Time is read
 from an injectable ``clock`` and spent through an injectable ``sleep``, so tests run the 15 minutes on a
 fake clock.
@@ -480,8 +482,10 @@ def complete_device_code_login(
 def _poll_codex(options: DeviceLoginOptions, code: DeviceCode, client: HttpClient) -> ExchangedTokens:
     sleep = _sleep_fn(options)
     deadline = code.requested_at + min(options.max_wait, code.expires_in)
+    interval = code.interval
     polls = 0
     payload = {"device_auth_id": code.device_secret, "user_code": code.user_code}
+    secrets = [code.device_secret, code.user_code]
     while True:
         _check_cancelled(options)
         polls += 1
@@ -489,14 +493,21 @@ def _poll_codex(options: DeviceLoginOptions, code: DeviceCode, client: HttpClien
         if resp.ok:
             break
         if resp.status in (403, 404):
-            # The reference's "pending": the user has not entered the code yet.
-            events.device_poll(
-                status=resp.status_text, pending="authorization_pending", polls=polls, interval_effective=code.interval
-            )
+            # The reference's "pending": the user has not entered the code yet. The standard errors, if the
+            # body names one, are honoured as in the RFC 8628 dialect (S-8628-2); anything else, a body
+            # without JSON included (what the Codex backend sends), is still pending.
+            error_code = _error_code_for_log(resp)
+            next_interval = _standard_poll_answer(resp, error_code, interval, polls, secrets)
+            if next_interval is None:
+                events.device_poll(
+                    status=resp.status_text, pending="authorization_pending", polls=polls, interval_effective=interval
+                )
+            else:
+                interval = next_interval
             remaining = deadline - options.clock()
             if remaining <= 0:
                 raise _timed_out(options)
-            sleep(min(code.interval, remaining))
+            sleep(min(interval, remaining))
             continue
         events.device_poll_failed(status=resp.status_text, error_code=_error_code_for_log(resp), polls=polls)
         raise DeviceCodeError(f"device auth failed with status {resp.status_text}")
@@ -547,25 +558,12 @@ def _poll_rfc8628(options: DeviceLoginOptions, code: DeviceCode, client: HttpCli
         if resp.ok:
             break
         error_code = _error_code_for_log(resp)
-        if error_code in ("authorization_pending", "slow_down"):
-            if error_code == "slow_down":
-                interval += SLOW_DOWN_STEP  # §3.5: for this and all subsequent requests
-            events.device_poll(status=resp.status_text, pending=error_code, polls=polls, interval_effective=interval)
+        next_interval = _standard_poll_answer(resp, error_code, interval, polls, secrets)
+        if next_interval is not None:
+            interval = next_interval
             continue
         events.device_poll_failed(status=resp.status_text, error_code=error_code, polls=polls)
-        detail = _detail(resp, secrets)
-        if error_code == "access_denied":
-            raise DeviceCodeError(
-                f"device authorization was denied: {detail}",
-                kind=ErrorKind.PERMISSION_DENIED,
-                failure_class="device_denied",
-            )
-        if error_code == "expired_token":
-            raise LoginTimedOut(
-                "the device code expired before sign-in was completed; run `codex-login --device-auth` again",
-                failure_class="device_code_expired",
-            )
-        raise DeviceCodeError(f"device auth failed with status {resp.status_text}: {detail}")
+        raise DeviceCodeError(f"device auth failed with status {resp.status_text}: {_detail(resp, secrets)}")
     log_token_response(resp, events.DEVICE)
     try:
         data = parse_token_json(resp, ("id_token", "access_token", "refresh_token"), logger=events.DEVICE)
@@ -575,6 +573,36 @@ def _poll_rfc8628(options: DeviceLoginOptions, code: DeviceCode, client: HttpCli
     return ExchangedTokens(
         id_token=data["id_token"], access_token=data["access_token"], refresh_token=data["refresh_token"]
     )
+
+
+def _standard_poll_answer(
+    resp: HttpResponse, error_code: str | None, interval: float, polls: int, secrets: list[str]
+) -> float | None:
+    """RFC 8628 §3.5's standard poll errors, honoured by both dialects (security S-8628-2).
+
+    ``authorization_pending`` and ``slow_down`` go on polling: the interval for the next poll is returned,
+    5 s longer after ``slow_down`` (for this and all subsequent requests). ``access_denied`` and
+    ``expired_token`` stop polling: raised. Any other code (or none) returns None; the caller decides.
+    """
+    if error_code in ("authorization_pending", "slow_down"):
+        if error_code == "slow_down":
+            interval += SLOW_DOWN_STEP
+        events.device_poll(status=resp.status_text, pending=error_code, polls=polls, interval_effective=interval)
+        return interval
+    if error_code == "access_denied":
+        events.device_poll_failed(status=resp.status_text, error_code=error_code, polls=polls)
+        raise DeviceCodeError(
+            f"device authorization was denied: {_detail(resp, secrets)}",
+            kind=ErrorKind.PERMISSION_DENIED,
+            failure_class="device_denied",
+        )
+    if error_code == "expired_token":
+        events.device_poll_failed(status=resp.status_text, error_code=error_code, polls=polls)
+        raise LoginTimedOut(
+            "the device code expired before sign-in was completed; run `codex-login --device-auth` again",
+            failure_class="device_code_expired",
+        )
+    return None
 
 
 def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSuccess:
