@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from codex_login.diagnostics.logfile import LOG_FILE_NAME, init_login_file_logging
+from codex_login.diagnostics.redact import SECRETS
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -23,6 +24,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("BROWSER", "true")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir(exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """The secret registry is process-wide, as in a real process: what one test's sign-in registered (a code
+    like ``device code``, say) must not scrub the lines the next test expects."""
+    yield
+    SECRETS.clear()
 
 
 @pytest.fixture
