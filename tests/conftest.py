@@ -11,6 +11,7 @@ import pytest
 
 from codex_login.diagnostics.logfile import LOG_FILE_NAME, init_login_file_logging
 from codex_login.diagnostics.redact import SECRETS
+from tests.support.tls_servers import TlsIssuer
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -81,3 +82,12 @@ def login_log(tmp_path: Path) -> Iterator[LoginLog]:
     finally:
         handle.close()
 
+
+@pytest.fixture
+def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
+    """An HTTPS issuer on loopback with a certificate from its own CA (``ca``, ``ca_pem``)."""
+    issuer = TlsIssuer(tmp_path)
+    try:
+        yield issuer
+    finally:
+        issuer.close()

@@ -65,15 +65,6 @@ def healthy() -> Iterator[ScriptedIssuer]:
         yield issuer
 
 
-@pytest.fixture
-def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
-    issuer = TlsIssuer(tmp_path)
-    try:
-        yield issuer
-    finally:
-        issuer.close()
-
-
 # --------------------------------------------------------------------------------------------- (a) healthy
 
 

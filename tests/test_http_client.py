@@ -96,15 +96,6 @@ def test_an_https_url_after_a_plain_http_one_still_uses_the_ca_source(issuer: Sc
 # --------------------------------------------------------------------------------------------- proxies and CAs
 
 
-@pytest.fixture
-def tls_issuer(tmp_path: Path) -> Iterator[TlsIssuer]:
-    issuer = TlsIssuer(tmp_path)
-    try:
-        yield issuer
-    finally:
-        issuer.close()
-
-
 def _settings(**env: str) -> HttpSettings:
     return HttpSettings(env=env, total_timeout=5.0, connect_timeout=5.0)
 
