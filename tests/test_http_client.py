@@ -5,7 +5,10 @@ proxy values curl would accept, no password in an error)."""
 
 from __future__ import annotations
 
+import itertools
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +173,60 @@ def test_a_ca_file_with_non_ascii_comments_loads(tmp_path: Path) -> None:
     context = build_ssl_context(CaSource("CODEX_CA_CERTIFICATE", str(path)))
     names = [str(cert["subject"]) for cert in context.get_ca_certs()]
     assert [name for name in names if "'organizationName', 'trustme" in name] != []  # trustme's CA, among the system's
+
+
+# --------------------------------------------------------------------------------------------- the total deadline
+
+
+class DripServer:
+    """Answers each connection's first ``fast`` requests at once (keep-alive), then sends the next answer's head a
+    byte every 0.2 s: every read gets something in time, so only a total deadline ends the request."""
+
+    def __init__(self, fast: int) -> None:
+        self.fast = fast
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            for index in itertools.count():
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    head += chunk
+                if index < self.fast:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    continue
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 500:
+                    if self.stop.wait(0.2):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return  # the client gave up
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("fast", [0, 1], ids=["new connection", "reused connection"])
+def test_the_total_deadline_ends_a_request_whose_answer_drips_in(fast: int) -> None:
+    # D-8: total 60 s (1 s here). httpx's read timeout restarts with every byte; the watchdog ends the request.
+    server = DripServer(fast)
+    try:
+        with HttpClient(HttpSettings(env={}, total_timeout=1.0, connect_timeout=1.0)) as client:
+            for _ in range(fast):
+                assert client.post_form(f"{server.url}/oauth/token", "a=1").status == 200
+            with pytest.raises(TransportError) as caught:
+                client.post_form(f"{server.url}/oauth/token", "a=2")
+    finally:
+        server.close()
+    assert caught.value.transport_kind == "timeout" and caught.value.is_timeout
+    assert str(caught.value).endswith(": timed out (connect 1 s, total 1 s)")

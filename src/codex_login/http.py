@@ -32,12 +32,18 @@ from .errors import TransportError
 if TYPE_CHECKING:
     import httpx
 
+    from ._deadline import Watchdog
+
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_TOTAL_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 USER_AGENT = "codex-login"
 # URLs a client keeps parsed (see HttpClient._parsed); a sign-in uses one or two.
 MAX_PARSED_URLS = 16
+# httpcore's trace events that hand over a new connection's stream (TCP, then TLS on it, or TLS through a proxy).
+_CONNECTED_EVENTS = frozenset(
+    {"connection.connect_tcp.complete", "connection.start_tls.complete", "proxy.start_tls.complete"}
+)
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,10 @@ class HttpClient:
         self._transports: dict[tuple[str | None, bool], httpx.HTTPTransport] = {}
         self._proxies: dict[str, str | None] = {}
         self._urls: dict[str, httpx.URL] = {}
+        # The socket of each origin's pooled connection (by proxy, scheme, host, port), for the deadline watchdog:
+        # a request on a reused connection sees no connect event.
+        self._sockets: dict[tuple[str | None, str, str, int | None], socket.socket] = {}
+        self._watchdog: Watchdog | None = None
         connect = min(self.settings.connect_timeout, self.settings.total_timeout)
         self._timeout = httpx.Timeout(self.settings.total_timeout, connect=connect).as_dict()
 
@@ -287,16 +297,28 @@ class HttpClient:
         httpx rejects...) is left for that request to report."""
         import httpx
 
+        self._deadlines()
         try:
             self._transport(url)
             self._parsed(url)
         except (TransportError, ValueError, httpx.InvalidURL):
             return
 
+    def _deadlines(self) -> Watchdog:
+        """The watchdog that enforces the total deadline (:mod:`._deadline`), started on first use."""
+        if self._watchdog is None:
+            from ._deadline import Watchdog
+
+            self._watchdog = Watchdog()
+        return self._watchdog
+
     def close(self) -> None:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
 
     def __enter__(self) -> HttpClient:
         return self
@@ -320,16 +342,34 @@ class HttpClient:
     ) -> HttpResponse:
         import httpx
 
+        from ._deadline import InFlight
+
         deadline = time.monotonic() + self.settings.total_timeout
+        watchdog = self._deadlines()
+        flight: InFlight | None = None
         try:
             transport = self._transport(url)
+            parsed = self._parsed(url)
+            origin = (self.proxy_for(url), parsed.scheme, parsed.host, parsed.port)
+            flight = InFlight(deadline, self._sockets.get(origin))
+            in_flight = flight
+
+            def connected(event: str, info: Mapping[str, Any]) -> None:
+                # httpcore's trace extension: the socket of a new connection, for the watchdog to shut down.
+                if event in _CONNECTED_EVENTS:
+                    stream = info.get("return_value")
+                    sock = stream.get_extra_info("socket") if stream is not None else None
+                    if isinstance(sock, socket.socket):
+                        in_flight.sock = self._sockets[origin] = sock
+
             request = httpx.Request(
                 method,
-                self._parsed(url),
+                parsed,
                 content=content,
                 headers={"Accept": "*/*", "User-Agent": USER_AGENT, **(headers or {})},
-                extensions={"timeout": self._timeout},
+                extensions={"timeout": self._timeout, "trace": connected},
             )
+            watchdog.add(flight)
             response = transport.handle_request(request)
             try:
                 chunks: list[bytes] = []
@@ -353,13 +393,19 @@ class HttpClient:
             finally:
                 response.close()
         except httpx.HTTPError as err:
-            raise classify_transport_error(err, url, self) from None
+            # Expired: the watchdog shut the connection down at the deadline; whatever the read then saw, a timeout.
+            expired = flight is not None and flight.expired
+            failure = httpx.ReadTimeout("total deadline exceeded") if expired else err
+            raise classify_transport_error(failure, url, self) from None
         except httpx.InvalidURL:
             # A URL httpx refuses (an endpoint from a discovery document, say): no request could be sent.
             display = f"error sending request for url ({redact_sensitive_url_parts(url)})"
             raise TransportError(
                 f"{display}: the URL is not valid", transport_kind="protocol", display=display, error_class="InvalidURL"
             ) from None
+        finally:
+            if flight is not None:
+                watchdog.remove(flight)
 
 
 def _chain(err: BaseException) -> list[BaseException]:
