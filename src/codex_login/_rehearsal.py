@@ -19,7 +19,6 @@ effort: any failure ends the rehearsal silently, and timeouts of a second bound 
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import secrets
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 
 from ._threads import start_thread
 from .http import HttpClient, HttpSettings
+from .pkce import b64url_nopad
 
 #: How many sign-ins are rehearsed: enough for CPython to specialise what they run (measured: 2 took
 #: 0.5 ms off the token request, 12 took 0.9 ms).
@@ -43,15 +43,11 @@ SILENT = logging.Logger("codex_login.rehearsal")
 SILENT.disabled = True
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _token_answer() -> bytes:
     """The issuer's answer to both token requests: made-up tokens shaped like a ChatGPT sign-in's."""
     auth = {"chatgpt_plan_type": "pro", "chatgpt_user_id": "user-rehearsal", "chatgpt_account_id": "rehearsal"}
     claims = {"email": "rehearsal@example.invalid", "https://api.openai.com/auth": auth, "exp": 4102444800}
-    jwt = f"{_b64url(b'{}')}.{_b64url(json.dumps(claims).encode())}.{_b64url(b'rehearsal')}"
+    jwt = f"{b64url_nopad(b'{}')}.{b64url_nopad(json.dumps(claims).encode())}.{b64url_nopad(b'rehearsal')}"
     body = json.dumps({"id_token": jwt, "access_token": jwt, "refresh_token": "rehearsal"}).encode()
     head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     return head.encode("ascii") + body

@@ -8,7 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 
 
-def _b64url_nopad(data: bytes) -> str:
+def b64url_nopad(data: bytes) -> str:
+    """Base64url without padding (RFC 7636 Appendix A; also how JWT segments are written)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -22,15 +23,15 @@ class PkceCodes:
 
 def challenge_for(verifier: str) -> str:
     """``base64url_nopad(SHA-256(ASCII(verifier)))``."""
-    return _b64url_nopad(hashlib.sha256(verifier.encode("ascii")).digest())
+    return b64url_nopad(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def generate_pkce() -> PkceCodes:
     """64 random bytes, base64url without padding (86 characters), as the reference."""
-    verifier = _b64url_nopad(secrets.token_bytes(64))
+    verifier = b64url_nopad(secrets.token_bytes(64))
     return PkceCodes(code_verifier=verifier, code_challenge=challenge_for(verifier))
 
 
 def generate_state() -> str:
     """32 random bytes, base64url without padding (43 characters)."""
-    return _b64url_nopad(secrets.token_bytes(32))
+    return b64url_nopad(secrets.token_bytes(32))
