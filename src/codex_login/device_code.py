@@ -611,12 +611,7 @@ def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSucce
     from .storage import AuthDotJson, StoreMode, TokenData, auth_lock, create_store
     from .token_data import TokenDataError, parse_id_token
 
-    for kind, value in (
-        ("id_token", tokens.id_token),
-        ("access_token", tokens.access_token),
-        ("refresh_token", tokens.refresh_token),
-    ):
-        SECRETS.add(kind, value)
+    tokens.register_secrets()
     try:
         info = parse_id_token(tokens.id_token)
     except TokenDataError as err:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from .diagnostics import events
-from .diagnostics.redact import sanitize_url_for_logging
+from .diagnostics.redact import SECRETS, sanitize_url_for_logging
 from .errors import TokenEndpointError, TransportError
 from .http import HttpClient, HttpResponse
 
@@ -105,6 +105,12 @@ class ExchangedTokens:
     id_token: str = field(repr=False)
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)
+
+    def register_secrets(self) -> None:
+        """Scrub the three tokens from every line that leaves from now on (security R-3)."""
+        SECRETS.add("id_token", self.id_token)
+        SECRETS.add("access_token", self.access_token)
+        SECRETS.add("refresh_token", self.refresh_token)
 
 
 def log_token_response(resp: HttpResponse, logger: logging.Logger) -> None:

@@ -1256,12 +1256,7 @@ class LoginServer:
             message = f"Token exchange failed: {err}"
             failure = LoginError(sanitize_terminal_text(message, 4096), failure_class=err.failure_class)
             return _Failure(failure, message, "token_exchange_failed", None)
-        for kind, value in (
-            ("id_token", tokens.id_token),
-            ("access_token", tokens.access_token),
-            ("refresh_token", tokens.refresh_token),
-        ):
-            SECRETS.add(kind, value)
+        tokens.register_secrets()
         if self.done:
             return None
         from .token_data import TokenDataError, parse_id_token
