@@ -211,7 +211,8 @@ class HttpClient:
         # One transport per proxy and per scheme: an https URL's carries the trust anchors of the CA source,
         # a plain-http URL's carries none (see _transport).
         self._transports: dict[tuple[str | None, bool], httpx.HTTPTransport] = {}
-        self._proxies: dict[str, str | None] = {}
+        # Per URL: its proxy and whether it is https, the key of its transport (see _route).
+        self._routes: dict[str, tuple[str | None, bool]] = {}
         self._urls: dict[str, httpx.URL] = {}
         # The socket of each origin's pooled connection (by proxy, scheme, host, port), for the deadline watchdog:
         # a request on a reused connection sees no connect event.
@@ -221,21 +222,25 @@ class HttpClient:
         self._timeout = httpx.Timeout(self.settings.total_timeout, connect=connect).as_dict()
 
     def proxy_for(self, url: str) -> str | None:
-        """:func:`proxy_for_url` in this client's environment, read once per URL: the environment is read
-        key by key, and a sign-in asks three times per request (issue 9)."""
+        """:func:`proxy_for_url` in this client's environment (read once per URL, see :meth:`_route`)."""
+        return self._route(url)[0]
+
+    def _route(self, url: str) -> tuple[str | None, bool]:
+        """``url``'s proxy and whether it is https, worked out once per URL: the environment is read key by
+        key and the URL split, and a sign-in asks several times per request (issue 9)."""
         try:
-            return self._proxies[url]
+            return self._routes[url]
         except KeyError:
-            proxy = self._proxies[url] = proxy_for_url(url, self.env)
-            return proxy
+            route = self._routes[url] = (proxy_for_url(url, self.env), urlsplit(url).scheme == "https")
+            return route
 
     def route_for(self, url: str) -> Route:
         proxy = self.proxy_for(url)
         return Route(ca_source=self.ca.name, proxy="none" if proxy is None else proxy_for_logging(proxy))
 
     def _transport(self, url: str) -> httpx.HTTPTransport:
-        proxy = self.proxy_for(url)
-        key = (proxy, urlsplit(url).scheme == "https")
+        key = self._route(url)
+        proxy = key[0]
         transport = self._transports.get(key)
         if transport is not None:
             return transport
