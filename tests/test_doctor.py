@@ -10,7 +10,6 @@ import pty
 import select
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from codex_login.doctor import (
     render_report,
     run_doctor,
 )
+from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer
 from tests.support.tls_servers import TlsIssuer, TunnelProxy
 from tests.test_timeline import CLI, HeldPort, closed_port, run_cli
@@ -110,37 +110,22 @@ def test_healthy_issuer_through_the_console_script(codex_home: Path, healthy: Sc
     assert ("Sign-in should work." in as_text.stdout) is document["ok"]
 
 
-class CannedIssuer:
+class CannedIssuer(LoopbackServer):
     """A raw HTTP server with fixed answers, for headers ``http.server`` will not let us choose (its own Date)."""
 
     def __init__(self, answers: dict[str, bytes]) -> None:
         self.answers = answers
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(backlog=8)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
             try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                try:
-                    head = conn.recv(65536)
-                    path = head.split(b" ")[1].decode().split("?")[0]
-                    conn.sendall(self.answers.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
-                except (OSError, IndexError):
-                    continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
+                head = conn.recv(65536)
+                path = head.split(b" ")[1].decode().split("?")[0]
+                conn.sendall(self.answers.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+            except (OSError, IndexError):
+                return
 
 
 def canned(status: str, *headers: str) -> bytes:

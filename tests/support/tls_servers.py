@@ -12,6 +12,8 @@ from typing import Any
 
 import trustme
 
+from tests.support.loopback import LoopbackServer
+
 
 class TlsIssuer:
     """An HTTPS issuer on 127.0.0.1 with a trustme certificate: authorize answers 400, token 405."""
@@ -60,7 +62,7 @@ class TlsIssuer:
         self.server.server_close()
 
 
-class TunnelProxy:
+class TunnelProxy(LoopbackServer):
     """An HTTP proxy that answers CONNECT with ``status``; with 200 it really tunnels to the target. With
     ``tls`` (a server context) it is an https:// proxy: the client's connection to it is TLS."""
 
@@ -68,21 +70,10 @@ class TunnelProxy:
         self.status = status
         self.tls = tls
         self.requests: list[bytes] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -121,7 +112,3 @@ class TunnelProxy:
 
         threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
         pipe(upstream, conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
