@@ -123,7 +123,8 @@ def test_unreadable_input(codex_home: Path, stdin: bytes, reason: str) -> None:
     assert (codex_home / "auth.json").read_bytes() == OLD
 
 
-@pytest.mark.parametrize("stdin", [b"sk-abc def", b"sk-abc\ndef", b"sk-abc\x00def", b"sk-abc\x1b[31mdef"])
+# The tail is a canary: "def" alone also turned up in a random attempt ID (la_25ffdefd), failing a CI run.
+@pytest.mark.parametrize("stdin", [b"sk-abc CNRYtail", b"sk-abc\nCNRYtail", b"sk-abc\x00CNRYtail", b"sk-abc\x1b[31mCNRYtail"])
 def test_inner_whitespace_and_controls_are_refused(codex_home: Path, stdin: bytes) -> None:
     (codex_home / "auth.json").write_bytes(OLD)
     proc = run_cli(codex_home, stdin)
@@ -132,7 +133,7 @@ def test_inner_whitespace_and_controls_are_refused(codex_home: Path, stdin: byte
     assert lines[:2] == [READING, "Error logging in: the API key contains whitespace or control characters"]
     assert lines[2] == "Try next: Pipe exactly the key: `printenv OPENAI_API_KEY | codex-login --with-api-key`."
     assert lines[3].startswith("Attempt ID: la_")
-    assert b"def" not in proc.stderr  # the input is never echoed
+    assert b"CNRYtail" not in proc.stderr  # the input is never echoed
     assert (codex_home / "auth.json").read_bytes() == OLD
     assert log_lines(codex_home)[-1] == (
         " WARN codex_cli::login: login finished outcome=error flow=api_key duration_ms=N failure=invalid_api_key"
