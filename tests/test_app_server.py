@@ -272,6 +272,33 @@ def start_chatgpt(server: AppServerProcess) -> tuple[str, str]:
 # --- handshake and reading the account ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("version_id", "shown"),
+    [("12", "12.0.0"), ("22.04", "22.4.0"), ("1.2.3", "1.2.3"), ("1.2.", "1.2.0"), ("1.2.3.4", "1.2.3.4"), ("rolling", "rolling")],
+)
+def test_the_os_version_reads_as_os_info_prints_it(version_id: str, shown: str) -> None:
+    # The golden user agent of the Rust CLI on Debian 12 (VERSION_ID="12"): "probe/0.169.0 (Debian 12.0.0; x86_64) ..."
+    from codex_login.app_server import os_version_text
+
+    assert os_version_text(version_id) == shown
+
+
+def test_the_user_agent_names_the_os_as_the_rust_cli_does() -> None:
+    import platform
+
+    from codex_login.app_server import user_agent
+
+    agent = user_agent("probe", "probe", "0.0.1", {"TERM": "xterm"})
+    try:
+        release = platform.freedesktop_os_release()
+    except OSError:
+        release = {"NAME": "Linux"}  # no os-release: the kernel's release stands in for the version
+    name = release["NAME"].split(" ")[0]
+    assert f"({name} " in agent and agent.endswith(") xterm (probe; 0.0.1)")
+    if release.get("VERSION_ID", "").isdigit():
+        assert f"({name} {release['VERSION_ID']}.0.0; " in agent
+
+
 def test_initialize_and_account_read_when_logged_out(launch: Launcher, codex_home: Path) -> None:
     server = launch()
     answer = server.initialize()

@@ -176,7 +176,7 @@ def platform_os() -> str:
 
 
 def _os_description() -> str:
-    """``Debian 12``-like: what the reference's ``os_info`` puts in the user agent."""
+    """``Debian 12.0.0``-like: what the reference's ``os_info`` puts in the user agent."""
     if sys.platform.startswith("linux"):
         try:
             release = platform.freedesktop_os_release()
@@ -184,12 +184,24 @@ def _os_description() -> str:
             release = {}
         name = (release.get("NAME") or "Linux").split(" ")[0]
         version = release.get("VERSION_ID") or platform.release()
-        return f"{name} {version}"
+        return f"{name} {os_version_text(version)}"
     if sys.platform == "darwin":
         return f"Mac OS {platform.mac_ver()[0] or platform.release()}"
     if sys.platform == "win32":
         return f"Windows {platform.version()}"
     return f"{platform.system() or 'unknown'} {platform.release()}"
+
+
+def os_version_text(version: str) -> str:
+    """A version as ``os_info`` prints it: up to three dot-separated numbers as ``major.minor.patch`` (the golden
+    user agent says ``Debian 12.0.0`` for ``VERSION_ID="12"``), anything else as it is."""
+    parts = version.strip().split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()  # "1.2." is 1.2.0, as Rust's split_terminator reads it
+    if len(parts) <= 3 and all(part.isascii() and part.isdigit() for part in parts):
+        numbers = [int(part) for part in parts] + [0, 0]
+        return "{}.{}.{}".format(*numbers[:3])
+    return version
 
 
 def _terminal_description(env: Mapping[str, str]) -> str:
