@@ -322,12 +322,14 @@ def test_garbage_lines_get_a_hint_and_the_browser_can_still_finish(
     run.paste("\x1b]8;;http://evil.example\x07click me\x1b]8;;\x07 secret-ish-text\r\n")
     run.paste("x" * (MAX_PASTE_LINE + 10) + "\n")
     run.wait_for("Ignored a pasted line longer than 16 KiB: it is not a redirect URL. Still waiting.")
+    # A bracket left open is a URL urlsplit refuses (ValueError: Invalid IPv6 URL): it once ended the sign-in.
+    run.paste(f"http://[::1/auth/callback?code=mistyped&state={state}\n")
     hint = (
         "Pasted text not accepted (That is not the redirect URL: it should start with "
         f"http://localhost:{port}/auth/callback?code=). Still waiting for the browser or a pasted redirect URL."
     )
-    assert run.wait_for("Pasted text not accepted", count=2) == hint
-    assert [line for line in run.lines if line.startswith("Pasted text")] == [hint, hint]
+    assert run.wait_for("Pasted text not accepted", count=3) == hint
+    assert [line for line in run.lines if line.startswith("Pasted text")] == [hint, hint, hint]
     assert run.proc.poll() is None
     assert b"secret-ish-text" not in run.raw and b"hello there" not in run.raw
 
@@ -339,7 +341,7 @@ def test_garbage_lines_get_a_hint_and_the_browser_can_still_finish(
     assert run.finish() == 0, run.raw.decode()
     assert_plain(run)
     log = log_lines(codex_home)
-    assert log.count(" INFO codex_login::server: pasted redirect URL received accepted=false") == 3
+    assert log.count(" INFO codex_login::server: pasted redirect URL received accepted=false") == 4
     assert [r.form["code"] for r in issuer.token_requests()] == ["browser-code"]
 
 

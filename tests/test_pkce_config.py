@@ -155,6 +155,17 @@ def test_an_integer_too_long_for_python_is_a_config_error_or_a_literal(tmp_path:
     assert parse_override(f"a={digits}") == (["a"], digits)  # not TOML Python can read: taken as a string
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12", "0", "-1"])
+def test_login_http_timeout_must_be_a_usable_number_of_seconds(tmp_path: Path, value: str) -> None:
+    # nan and inf passed the old `<= 0` check and failed the sign-in after the browser step (ValueError in the
+    # worker); 1e12 s is past what a socket accepts (time_t). Refused when the configuration is read.
+    (tmp_path / "config.toml").write_text(f"login_http_timeout = {value}\n")
+    with pytest.raises(ConfigError, match=r"login_http_timeout: expected a positive number of seconds, at most 86400"):
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    (tmp_path / "config.toml").write_text("login_http_timeout = 86400\n")
+    assert load_config([], env={"CODEX_HOME": str(tmp_path)}).http_timeout == 86400.0
+
+
 def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('log_dir = "x"\nthis is not toml\n')
     with pytest.raises(ConfigError) as info:
@@ -200,6 +211,8 @@ def test_crlf_config_reads_like_lf(tmp_path: Path, body: str) -> None:
         ("https://auth.example/?token=CNRYiq", "query"),
         ("https://auth.example/#frag", "query or a fragment"),
         ("https://auth.example/\x1b[31m", "control"),
+        ("https://[::1", "IPv6"),  # urlsplit raises ValueError: once a traceback in every command
+        ("https://[CNRYv6", "IPv6"),
     ],
 )
 def test_bad_issuers_are_refused_without_echoing_them(issuer: str, problem: str) -> None:

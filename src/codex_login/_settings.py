@@ -240,7 +240,10 @@ def _url_problem(issuer: str) -> str | None:
         return "it contains whitespace or control characters"
     from urllib.parse import urlsplit
 
-    parts = urlsplit(issuer)
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open
+        return "its host is not a valid IPv6 address in brackets"
     if parts.scheme not in ("https", "http"):
         return "it must be an https:// URL"
     if not parts.hostname:
@@ -347,8 +350,9 @@ def resolve_settings(
     http_timeout = get("login_http_timeout")
     timeout_value = DEFAULT_HTTP_TIMEOUT_SECONDS
     if http_timeout is not None:
-        if isinstance(http_timeout, bool) or not isinstance(http_timeout, int | float) or http_timeout <= 0:
-            raise ConfigError("login_http_timeout: expected a positive number of seconds")
+        # nan and inf compare false; past a day, sockets refuse the deadline (time_t overflow from ~1e12 s).
+        if isinstance(http_timeout, bool) or not isinstance(http_timeout, int | float) or not 0 < http_timeout <= 86400:
+            raise ConfigError("login_http_timeout: expected a positive number of seconds, at most 86400 (a day)")
         timeout_value = float(http_timeout)
 
     chosen_issuer = issuer if issuer is not None else (get("issuer") or DEFAULT_ISSUER)

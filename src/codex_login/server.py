@@ -532,7 +532,10 @@ class LoginServer:
     def submit_redirect_url(self, url: str, timeout: float = 120.0) -> PasteVerdict:
         """Process a redirect URL pasted from the browser's address bar exactly like a real callback."""
         text = url.strip()
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # "Invalid IPv6 URL" (a bracket left open): not the redirect URL either
+            parts = urlsplit("")
         if parts.path.rstrip("/") != CALLBACK_PATH or not parts.query:
             events.pasted_url_received(accepted=False)
             return PasteVerdict(
