@@ -240,8 +240,45 @@ def _fast_args(argv: "Sequence[str]") -> _Namespace | None:
 
 
 def err(line: str, stream: "TextIO | None" = None) -> None:
-    """Print one line to stderr (the reference prints all login messages there)."""
-    print(line, file=stream or sys.stderr, flush=True)
+    """Print one line to stderr (the reference prints all login messages there).
+
+    A message that cannot be shown is dropped, never a reason to fail: stderr closed at start (``2>&-``,
+    ``sys.stderr`` is None; print would then write to stdout, into ``status --json``), or its reader gone
+    (``codex-login 2>&1 | head -1``: a sign-in that saved its credentials still exits 0).
+    """
+    target = stream if stream is not None else sys.stderr
+    if target is None:
+        return
+    try:
+        print(line, file=target, flush=True)
+    except OSError:
+        mute(target)
+
+
+def mute(stream: "TextIO") -> None:
+    """Point a stream whose reader has gone at /dev/null: its buffered text and any later write go nowhere,
+    instead of failing again at exit (where a failed flush turns the exit status into 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _hold_closed_standard_fds() -> None:
+    """Started with stdout or stderr closed (``>&-``, ``2>&-``): hold fds 1 and 2 on /dev/null so that no file
+    opened later (auth.json's temporary file, the log) is given one of them and receives terminal output."""
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def settings_from_args(args: "argparse.Namespace") -> "Settings | None":
@@ -285,7 +322,7 @@ def _parse(argv: "Sequence[str]") -> "argparse.Namespace":
         parser.error(f"sign-in options cannot be combined with `{args.command}`")
     if args.port is not None and not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    if args.timeout is not None and args.timeout < 0:
+    if args.timeout is not None and not 0 <= args.timeout < float("inf"):  # nan compares false: refused too
         parser.error("--timeout must be 0 (no limit) or a positive number of seconds")
     return args
 
@@ -315,6 +352,8 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         except (AttributeError, OSError):
             pass
         raise SystemExit(0)
+    if sys.stdout is None or sys.stderr is None:
+        _hold_closed_standard_fds()
     args: argparse.Namespace | _Namespace = _fast_args(arguments) or _parse(arguments)
     module_name, _, func_name = COMMANDS[args.command].partition(":")
     try:
@@ -324,9 +363,32 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         handler = getattr(sys.modules[module_name], func_name)
         code: int = handler(args)
     except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+        err("Interrupted.")
         return 130
+    except BrokenPipeError:
+        if not _stdout_is_gone():
+            raise
+        # The reader of the command's output went away (`codex-login status --json | head -c1`): end as a
+        # process killed by SIGPIPE does (git, gh: 128 + 13), without a traceback.
+        return 141
     return code
+
+
+def _stdout_is_gone() -> bool:
+    """Whether stdout is what broke: a pipe whose reader has gone polls as an error (POLLERR)."""
+    if sys.stdout is None:
+        return False
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        gone = True  # no poll() (Windows) or no descriptor: the broken pipe can only have been the output
+    if gone:
+        mute(sys.stdout)
+    return gone
 
 
 if __name__ == "__main__":

@@ -34,13 +34,15 @@ class Terminated(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.api_key is not None:
+    # The reference's dispatch order (reference-spec §14.1): --device-auth before --api-key and --with-api-key,
+    # so `--device-auth --with-api-key` is a device sign-in, as in `codex login`.
+    if args.api_key is not None and not args.device_auth:
         err(API_KEY_FLAG_REMOVED)
         return 1
     config = config_from_args(args)
     if config is None:
         return 1
-    if args.with_api_key:
+    if args.with_api_key and not args.device_auth:
         if config.forced_login_method == "chatgpt":
             err(API_KEY_DISABLED)
             return 1

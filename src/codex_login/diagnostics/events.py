@@ -15,6 +15,12 @@ import logging
 
 from .record import Display, FieldValue, emit
 
+# A library's loggers end in a NullHandler: with no durable log (log_dir unusable) or in an embedding program
+# that configures no logging, a warning would otherwise reach stderr through logging.lastResort as a bare
+# message line (security G1: a sign-in without its log prints one warning, not stray event lines).
+for _name in ("codex_login", "codex_cli"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+
 CLI = logging.getLogger("codex_cli.login")
 SERVER = logging.getLogger("codex_login.server")
 DEVICE = logging.getLogger("codex_login.device_code_auth")
