@@ -622,7 +622,12 @@ def _typed(raw: str) -> ParsedValue:
     if raw == "false":
         return False
     if _CANONICAL_INT.match(raw):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            # Past Python's int-from-string digit limit (4,300 by default): no real field is that long, so
+            # the text stays text rather than stopping `log` and `bundle` from reading the rest of the file.
+            pass
     return _unescape(raw)
 
 
