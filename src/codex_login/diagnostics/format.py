@@ -696,7 +696,9 @@ def parse_json_line(line: str) -> ParsedLine | None:
 
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # The decoder recurses once per nesting level: a line of thousands of brackets is not an event, and
+        # must not stop `log` or `bundle` from reading the others.
         return None
     if not isinstance(obj, dict):
         return None
