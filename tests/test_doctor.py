@@ -310,6 +310,35 @@ def test_unsupported_proxy_scheme(codex_home: Path, healthy: ScriptedIssuer) -> 
     assert route.status == "fail" and "socks://" in route.detail and "socks5://" in route.fix
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy", "problem"),
+    [
+        ("HTTPS_PROXY", "http://[proxy.corp:3128", "a [ or ] not around an IPv6 address"),
+        ("https_proxy", "http://proxyuser:CNRYproxypw@proxy.corp:99999", "its port is not a number from 0 to 65535"),
+        ("ALL_PROXY", "http://proxy.corp:port", "its port is not a number from 0 to 65535"),
+        ("HTTPS_PROXY", "http://proxyuser:CNRY[pw@proxy.corp:3128", "a [ or ] not around an IPv6 address"),
+        ("HTTPS_PROXY", "http://proxyuser:CNRYproxypw@:3128", "it names no host"),
+    ],
+)
+def test_malformed_proxy_fails_the_route_without_quoting_it(
+    codex_home: Path, variable: str, proxy: str, problem: str
+) -> None:
+    env = {k: v for k, v in base_env().items() if not k.lower().endswith("_proxy")}
+    env[variable] = proxy
+    report = doctor(codex_home, "https://127.0.0.1:9", env=env)  # urlsplit's ValueError escaped the doctor
+    route = report.by_id("issuer_route")
+    assert route.status == "fail"
+    assert f"the proxy in {variable} is not a valid URL ({problem}" in route.detail
+    assert route.fix == advice_for("transport_proxy").hint
+    assert statuses(report) == {
+        "issuer_route": "fail", "issuer_dns": "ok", "issuer_tcp": "skip", "issuer_tls": "skip",
+        "issuer_authorize": "skip", "issuer_token": "skip", "clock": "skip",
+    }
+    assert report.by_id("issuer_tcp").detail == "skipped: the proxy is not a valid URL"
+    rendered = json.dumps(report.to_json()) + render_report(report)
+    assert "CNRY" not in rendered and "proxyuser" not in rendered
+
+
 # --------------------------------------------------------------------------------------------- callback side
 
 

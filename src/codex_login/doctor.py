@@ -564,6 +564,13 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
         ca_text = f"{ca.describe()}, unused: the issuer is http://"
     detail = f"token endpoint {sanitize_url_for_logging(issuer.token_url)}; CA source {ca_text}; proxy {proxy_text}"
     if issuer.proxy is not None:
+        problem = _proxy_problem(issuer.proxy)
+        if problem is not None:
+            # Named by its variable, never quoted: what does not parse may be a password with a '/' in it.
+            issuer.reachable, issuer.skip_reason = False, "the proxy is not a valid URL"
+            variable = _proxy_variable(issuer.token_url, env)
+            return Check("issuer_route", title, "fail", f"{detail}; the proxy in {variable} is not a valid URL "
+                         f"({problem})", advice_for("transport_proxy").hint)
         scheme = _proxy_parts(issuer.proxy).scheme.lower()
         if scheme not in _PROXY_SCHEMES:
             return Check("issuer_route", title, "fail", detail + f"; the proxy scheme {scheme}:// is not supported",
@@ -611,6 +618,32 @@ def _dns_check(issuer: _Issuer, budget: _Budget, timeout: float) -> Check:
 def _proxy_parts(proxy: str) -> SplitResult:
     """A proxy URL split; a bare ``host:port`` means ``http://`` (as HTTP clients read it)."""
     return urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+
+
+def _proxy_problem(proxy: str) -> str | None:
+    """What makes ``proxy`` unusable as ``scheme://host:port`` (the TCP check connects to it), or None."""
+    try:
+        parts = _proxy_parts(proxy)
+    except ValueError:  # urlsplit reads any [ or ] in the authority as an IPv6 host
+        return "a [ or ] not around an IPv6 address; percent-encode special characters in its user name and password"
+    try:
+        _ = parts.port  # urlsplit checks the port only when it is read
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
+def _proxy_variable(url: str, env: Mapping[str, str]) -> str:
+    """The variable :func:`codex_login.http.proxy_for_url` took the proxy for ``url`` from: names are read
+    case-blind, the scheme's own before ALL_PROXY, and of two spellings of one name the later one wins."""
+    names: dict[str, str] = {}
+    for key in env:
+        if key.lower().endswith("_proxy") and env[key]:
+            names[key.lower()] = key
+    scheme = urlsplit(url).scheme.lower()
+    return names.get(f"{scheme}_proxy") or names.get("all_proxy") or "the proxy environment variables"
 
 
 def _proxy_endpoint(proxy: str) -> tuple[str, str, int]:
