@@ -153,6 +153,19 @@ def test_clock_skew_and_blocked_token_endpoint_warn(codex_home: Path) -> None:
     assert report.ok  # warnings only
 
 
+@pytest.mark.parametrize("date", ["01 Jan 99999999999 00:00:00", "01 Jan 10000 00:00:00", "yesterday"])
+def test_an_unreadable_date_header_skips_the_clock_check(codex_home: Path, date: str) -> None:
+    answer = canned("404 Not Found", f"Date: {date}")
+    issuer = CannedIssuer({"/oauth/authorize": answer, "/oauth/token": answer})
+    try:
+        report = doctor(codex_home, issuer.url)  # the first date's OverflowError escaped the doctor
+    finally:
+        issuer.close()
+    clock = report.by_id("clock")
+    assert (clock.status, clock.detail) == ("skip", "the issuer's Date header could not be read")
+    assert report.by_id("issuer_token").status == "ok"
+
+
 def test_server_errors_warn(codex_home: Path) -> None:
     with ScriptedIssuer() as issuer:
         issuer.routes["/oauth/authorize"] = Answer.text(502, "bad gateway")

@@ -809,13 +809,16 @@ def _clock_check(issuer: _Issuer) -> Check:
     title = "Clock"
     if issuer.date_header is None:
         return Check("clock", title, "skip", "skipped: no answer from the issuer carried a Date header")
+    # A year past what a C int holds raises OverflowError, not ValueError; timestamp() is guarded as well, as
+    # the header is whatever the issuer (or a proxy in front of it) sent, and none of it may stop the doctor.
     try:
         server = email.utils.parsedate_to_datetime(issuer.date_header)
-    except (TypeError, ValueError):
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=UTC)
+        server_time = server.timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
         return Check("clock", title, "skip", "the issuer's Date header could not be read")
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
-    skew = issuer.date_local_midpoint - server.timestamp()
+    skew = issuer.date_local_midpoint - server_time
     # The header has whole seconds: up to 1 s of difference is rounding, not skew.
     shown = max(0.0, abs(skew) - 1.0)
     if shown > CLOCK_SKEW_LIMIT_SECONDS:
