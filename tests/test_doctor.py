@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 
+from codex_login import doctor as doctor_module
 from codex_login.config import load_config
 from codex_login.diagnostics.advice import advice_for
 from codex_login.doctor import (
     STATUSES,
+    Check,
     DoctorOptions,
     DoctorReport,
+    Status,
     _decode_proc_address,
     find_port_holders,
     render_report,
@@ -438,7 +441,7 @@ def test_loose_modes_and_links_are_reported(codex_home: Path, tmp_path: Path) ->
 
     auth.unlink()
     auth.symlink_to(victim)
-    assert report_for(codex_home).by_id("auth_json").status == "warn"
+    assert report_for(codex_home).by_id("auth_json").status == "fail"  # the file store will not save through it
     auth.unlink()
     auth.mkdir()
     directory = report_for(codex_home).by_id("auth_json")
@@ -449,13 +452,55 @@ def report_for(codex_home: Path) -> DoctorReport:
     return doctor(codex_home, "http://127.0.0.1:9", network=False)
 
 
-def test_a_log_dir_that_is_a_file_fails(codex_home: Path) -> None:
+def test_an_unusable_log_dir_or_log_file_only_warns(codex_home: Path, tmp_path: Path) -> None:
+    # Sign-in prints a warning and carries on without its log (docs/diagnostics.md): the doctor said "fail".
+    carries_on = "sign-in prints a warning and carries on without the log file"
     (codex_home / "logfile").write_text("x")
     config = load_config([f"log_dir={codex_home / 'logfile'}"], issuer="http://127.0.0.1:9", codex_home=codex_home,
                          env={})
     report = run_doctor(config, env=base_env(), options=options(network=False))
-    check = report.by_id("log_dir")
-    assert check.status == "fail" and "is not a directory" in check.detail
+    log_dir, log_file = report.by_id("log_dir"), report.by_id("log_file")
+    assert log_dir.status == "warn" and "is not a directory" in log_dir.detail and carries_on in log_dir.detail
+    assert log_file.status == "warn" and carries_on in log_file.detail
+    assert report.ok and "Sign-in should work." in render_report(report)
+
+    (codex_home / "log").mkdir(mode=0o700)
+    (codex_home / "log" / "codex-login.log").mkdir()
+    log_file = report_for(codex_home).by_id("log_file")
+    assert log_file.status == "warn" and "is not a regular file" in log_file.detail
+    (codex_home / "log" / "codex-login.log").rmdir()
+    (codex_home / "log").rmdir()
+    (codex_home / "log").symlink_to(tmp_path / "gone")
+    log_dir = report_for(codex_home).by_id("log_dir")
+    assert log_dir.status == "warn" and "broken symbolic link" in log_dir.detail
+
+
+@pytest.mark.parametrize(
+    ("store", "keyring_status", "verdict"),
+    [
+        ("file", "skip", "fail"),
+        ("auto", "warn", "fail"),  # no working keyring: auto saves to auth.json
+        ("auto", "ok", "warn"),
+        ("keyring", "ok", "warn"),
+        ("ephemeral", "skip", "warn"),
+    ],
+)
+def test_a_symlinked_auth_json_fails_when_sign_in_would_write_it(
+    codex_home: Path, monkeypatch: pytest.MonkeyPatch, store: str, keyring_status: Status, verdict: Status
+) -> None:
+    victim = codex_home.parent / "victim.json"
+    victim.write_text("{}")
+    (codex_home / "auth.json").symlink_to(victim)
+    monkeypatch.setattr(doctor_module, "_keyring_check",
+                        lambda _config, _timeout: Check("keyring", "Keyring", keyring_status, "stub"))
+    config = load_config([f"cli_auth_credentials_store={store}"], issuer="http://127.0.0.1:9",
+                         codex_home=codex_home, env={})
+    report = run_doctor(config, env=base_env(), options=options(network=False))
+    check = report.by_id("auth_json")
+    assert check.status == verdict and "is a symbolic link" in check.detail
+    assert ("so it will fail" in check.detail) is (verdict == "fail")
+    assert report.ok is (verdict != "fail")
+    assert [c.id for c in report.checks][-2:] == ["auth_json", "keyring"]
 
 
 # --------------------------------------------------------------------------------------------- keyring
