@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 
+from codex_login import doctor as doctor_module
 from codex_login.config import load_config
 from codex_login.diagnostics.advice import advice_for
 from codex_login.doctor import (
     STATUSES,
+    Check,
     DoctorOptions,
     DoctorReport,
+    Status,
     _decode_proc_address,
     find_port_holders,
     render_report,
@@ -151,6 +154,19 @@ def test_clock_skew_and_blocked_token_endpoint_warn(codex_home: Path) -> None:
     assert "request id 8f3b2c1d0e9a7b6c-AMS" in token.detail
     assert token.fix == advice_for("token_forbidden").hint
     assert report.ok  # warnings only
+
+
+@pytest.mark.parametrize("date", ["01 Jan 99999999999 00:00:00", "01 Jan 10000 00:00:00", "yesterday"])
+def test_an_unreadable_date_header_skips_the_clock_check(codex_home: Path, date: str) -> None:
+    answer = canned("404 Not Found", f"Date: {date}")
+    issuer = CannedIssuer({"/oauth/authorize": answer, "/oauth/token": answer})
+    try:
+        report = doctor(codex_home, issuer.url)  # the first date's OverflowError escaped the doctor
+    finally:
+        issuer.close()
+    clock = report.by_id("clock")
+    assert (clock.status, clock.detail) == ("skip", "the issuer's Date header could not be read")
+    assert report.by_id("issuer_token").status == "ok"
 
 
 def test_server_errors_warn(codex_home: Path) -> None:
@@ -310,6 +326,35 @@ def test_unsupported_proxy_scheme(codex_home: Path, healthy: ScriptedIssuer) -> 
     assert route.status == "fail" and "socks://" in route.detail and "socks5://" in route.fix
 
 
+@pytest.mark.parametrize(
+    ("variable", "proxy", "problem"),
+    [
+        ("HTTPS_PROXY", "http://[proxy.corp:3128", "a [ or ] not around an IPv6 address"),
+        ("https_proxy", "http://proxyuser:CNRYproxypw@proxy.corp:99999", "its port is not a number from 0 to 65535"),
+        ("ALL_PROXY", "http://proxy.corp:port", "its port is not a number from 0 to 65535"),
+        ("HTTPS_PROXY", "http://proxyuser:CNRY[pw@proxy.corp:3128", "a [ or ] not around an IPv6 address"),
+        ("HTTPS_PROXY", "http://proxyuser:CNRYproxypw@:3128", "it names no host"),
+    ],
+)
+def test_malformed_proxy_fails_the_route_without_quoting_it(
+    codex_home: Path, variable: str, proxy: str, problem: str
+) -> None:
+    env = {k: v for k, v in base_env().items() if not k.lower().endswith("_proxy")}
+    env[variable] = proxy
+    report = doctor(codex_home, "https://127.0.0.1:9", env=env)  # urlsplit's ValueError escaped the doctor
+    route = report.by_id("issuer_route")
+    assert route.status == "fail"
+    assert f"the proxy in {variable} is not a valid URL ({problem}" in route.detail
+    assert route.fix == advice_for("transport_proxy").hint
+    assert statuses(report) == {
+        "issuer_route": "fail", "issuer_dns": "ok", "issuer_tcp": "skip", "issuer_tls": "skip",
+        "issuer_authorize": "skip", "issuer_token": "skip", "clock": "skip",
+    }
+    assert report.by_id("issuer_tcp").detail == "skipped: the proxy is not a valid URL"
+    rendered = json.dumps(report.to_json()) + render_report(report)
+    assert "CNRY" not in rendered and "proxyuser" not in rendered
+
+
 # --------------------------------------------------------------------------------------------- callback side
 
 
@@ -396,7 +441,7 @@ def test_loose_modes_and_links_are_reported(codex_home: Path, tmp_path: Path) ->
 
     auth.unlink()
     auth.symlink_to(victim)
-    assert report_for(codex_home).by_id("auth_json").status == "warn"
+    assert report_for(codex_home).by_id("auth_json").status == "fail"  # the file store will not save through it
     auth.unlink()
     auth.mkdir()
     directory = report_for(codex_home).by_id("auth_json")
@@ -407,13 +452,55 @@ def report_for(codex_home: Path) -> DoctorReport:
     return doctor(codex_home, "http://127.0.0.1:9", network=False)
 
 
-def test_a_log_dir_that_is_a_file_fails(codex_home: Path) -> None:
+def test_an_unusable_log_dir_or_log_file_only_warns(codex_home: Path, tmp_path: Path) -> None:
+    # Sign-in prints a warning and carries on without its log (docs/diagnostics.md): the doctor said "fail".
+    carries_on = "sign-in prints a warning and carries on without the log file"
     (codex_home / "logfile").write_text("x")
     config = load_config([f"log_dir={codex_home / 'logfile'}"], issuer="http://127.0.0.1:9", codex_home=codex_home,
                          env={})
     report = run_doctor(config, env=base_env(), options=options(network=False))
-    check = report.by_id("log_dir")
-    assert check.status == "fail" and "is not a directory" in check.detail
+    log_dir, log_file = report.by_id("log_dir"), report.by_id("log_file")
+    assert log_dir.status == "warn" and "is not a directory" in log_dir.detail and carries_on in log_dir.detail
+    assert log_file.status == "warn" and carries_on in log_file.detail
+    assert report.ok and "Sign-in should work." in render_report(report)
+
+    (codex_home / "log").mkdir(mode=0o700)
+    (codex_home / "log" / "codex-login.log").mkdir()
+    log_file = report_for(codex_home).by_id("log_file")
+    assert log_file.status == "warn" and "is not a regular file" in log_file.detail
+    (codex_home / "log" / "codex-login.log").rmdir()
+    (codex_home / "log").rmdir()
+    (codex_home / "log").symlink_to(tmp_path / "gone")
+    log_dir = report_for(codex_home).by_id("log_dir")
+    assert log_dir.status == "warn" and "broken symbolic link" in log_dir.detail
+
+
+@pytest.mark.parametrize(
+    ("store", "keyring_status", "verdict"),
+    [
+        ("file", "skip", "fail"),
+        ("auto", "warn", "fail"),  # no working keyring: auto saves to auth.json
+        ("auto", "ok", "warn"),
+        ("keyring", "ok", "warn"),
+        ("ephemeral", "skip", "warn"),
+    ],
+)
+def test_a_symlinked_auth_json_fails_when_sign_in_would_write_it(
+    codex_home: Path, monkeypatch: pytest.MonkeyPatch, store: str, keyring_status: Status, verdict: Status
+) -> None:
+    victim = codex_home.parent / "victim.json"
+    victim.write_text("{}")
+    (codex_home / "auth.json").symlink_to(victim)
+    monkeypatch.setattr(doctor_module, "_keyring_check",
+                        lambda _config, _timeout: Check("keyring", "Keyring", keyring_status, "stub"))
+    config = load_config([f"cli_auth_credentials_store={store}"], issuer="http://127.0.0.1:9",
+                         codex_home=codex_home, env={})
+    report = run_doctor(config, env=base_env(), options=options(network=False))
+    check = report.by_id("auth_json")
+    assert check.status == verdict and "is a symbolic link" in check.detail
+    assert ("so it will fail" in check.detail) is (verdict == "fail")
+    assert report.ok is (verdict != "fail")
+    assert [c.id for c in report.checks][-2:] == ["auth_json", "keyring"]
 
 
 # --------------------------------------------------------------------------------------------- keyring

@@ -635,6 +635,22 @@ def test_parse_json_rejects_non_events(line: str) -> None:
     assert parse_json_line(line) is None
 
 
+def test_parse_keeps_an_int_too_long_for_python_as_text() -> None:
+    digits = "1" + "0" * 5000  # past int()'s 4,300-digit limit, which raised ValueError out of `codex-login log`
+    parsed = parse_text_line(
+        f"2026-03-06T22:09:05.431699Z  WARN codex_cli::login: login finished duration_ms={digits} failure=timeout"
+    )
+    assert parsed is not None
+    assert parsed.fields == {"duration_ms": digits, "failure": "timeout"}
+
+
+def test_parse_json_skips_a_line_nested_too_deeply_to_decode() -> None:
+    deep = '{"timestamp":"2026-03-06T22:09:04Z","level":"INFO","target":"t","fields":' + "[" * 100_000
+    deep += "]" * 100_000 + "}"
+    assert parse_json_line(deep) is None  # json.loads raised RecursionError, which is no ValueError
+    assert parse_line(deep) is None
+
+
 def test_parse_line_dispatches_on_format() -> None:
     record = make_record("codex_login.server", logging.INFO, "m", {"a": 1}, attempt="la_12345678", created=0.0)
     text, js = parse_line(TEXT.format(record)), parse_line(JSON.format(record))

@@ -258,6 +258,25 @@ def test_rendering_escapes_what_the_file_holds(tmp_path: Path) -> None:
     assert any("\\u{1b}]8;;http://evil\\u{7}click" in text for text in rendered)
 
 
+def test_an_absurd_duration_is_treated_as_absent(tmp_path: Path) -> None:
+    huge = "1" + "0" * 400  # an int, but too large for the float division behind "took ... s"
+    text_end = finished(2.5, "error", "timeout").replace("duration_ms=2500", f"duration_ms={huge}")
+    json_end = finished(2.5, "error", "timeout", json_format=True, attempt="la_0000000b")
+    json_end = json_end.replace('"duration_ms":2500', f'"duration_ms":{huge}')
+    negative_end = finished(2.5, "error", "timeout", attempt="la_0000000c").replace("=2500", "=-5")
+    assert huge in text_end and huge in json_end and "duration_ms=-5" in negative_end
+    write_log(tmp_path, [
+        started(0), text_end,
+        started(0, attempt="la_0000000b"), json_end,
+        started(0, attempt="la_0000000c"), negative_end,
+    ])
+    attempts = load_attempts(tmp_path)
+    assert len(attempts) == 3
+    for attempt in attempts:
+        assert attempt.duration_ms == 2500  # the span of its lines, as for a final line without one
+        assert "took 2.500 s" in render_attempt(attempt)[0]
+
+
 def test_grouping_is_pure_over_entries() -> None:
     assert group_attempts([]) == []
 

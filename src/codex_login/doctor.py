@@ -12,7 +12,9 @@ Unlike a general connectivity check, it looks at both ends of the browser sign-i
   source, HTTP reachability of ``/oauth/authorize`` and ``/oauth/token`` (any HTTP answer means reachable),
   and the clock against the issuer's ``Date`` header;
 * local state: ownership and modes of ``CODEX_HOME``, ``log_dir``, the log file and ``auth.json`` (group or
-  world bits, symlinks), and whether the keyring backend answers within 3 s.
+  world bits, symlinks), and whether the keyring backend answers within 3 s. An unusable log directory or
+  log file is a warning (sign-in warns and carries on without its log); a symbolic link at ``auth.json``
+  fails when sign-in would save credentials there (the file store, or ``auto`` without a working keyring).
 
 Verdicts: ``ok``, ``warn`` (sign-in may still work), ``fail`` (sign-in will not work as configured) and
 ``skip`` (not applicable, or a check it depends on failed). The fix of a network failure is the first step
@@ -564,6 +566,13 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
         ca_text = f"{ca.describe()}, unused: the issuer is http://"
     detail = f"token endpoint {sanitize_url_for_logging(issuer.token_url)}; CA source {ca_text}; proxy {proxy_text}"
     if issuer.proxy is not None:
+        problem = _proxy_problem(issuer.proxy)
+        if problem is not None:
+            # Named by its variable, never quoted: what does not parse may be a password with a '/' in it.
+            issuer.reachable, issuer.skip_reason = False, "the proxy is not a valid URL"
+            variable = _proxy_variable(issuer.token_url, env)
+            return Check("issuer_route", title, "fail", f"{detail}; the proxy in {variable} is not a valid URL "
+                         f"({problem})", advice_for("transport_proxy").hint)
         scheme = _proxy_parts(issuer.proxy).scheme.lower()
         if scheme not in _PROXY_SCHEMES:
             return Check("issuer_route", title, "fail", detail + f"; the proxy scheme {scheme}:// is not supported",
@@ -611,6 +620,32 @@ def _dns_check(issuer: _Issuer, budget: _Budget, timeout: float) -> Check:
 def _proxy_parts(proxy: str) -> SplitResult:
     """A proxy URL split; a bare ``host:port`` means ``http://`` (as HTTP clients read it)."""
     return urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+
+
+def _proxy_problem(proxy: str) -> str | None:
+    """What makes ``proxy`` unusable as ``scheme://host:port`` (the TCP check connects to it), or None."""
+    try:
+        parts = _proxy_parts(proxy)
+    except ValueError:  # urlsplit reads any [ or ] in the authority as an IPv6 host
+        return "a [ or ] not around an IPv6 address; percent-encode special characters in its user name and password"
+    try:
+        _ = parts.port  # urlsplit checks the port only when it is read
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
+def _proxy_variable(url: str, env: Mapping[str, str]) -> str:
+    """The variable :func:`codex_login.http.proxy_for_url` took the proxy for ``url`` from: names are read
+    case-blind, the scheme's own before ALL_PROXY, and of two spellings of one name the later one wins."""
+    names: dict[str, str] = {}
+    for key in env:
+        if key.lower().endswith("_proxy") and env[key]:
+            names[key.lower()] = key
+    scheme = urlsplit(url).scheme.lower()
+    return names.get(f"{scheme}_proxy") or names.get("all_proxy") or "the proxy environment variables"
 
 
 def _proxy_endpoint(proxy: str) -> tuple[str, str, int]:
@@ -776,13 +811,16 @@ def _clock_check(issuer: _Issuer) -> Check:
     title = "Clock"
     if issuer.date_header is None:
         return Check("clock", title, "skip", "skipped: no answer from the issuer carried a Date header")
+    # A year past what a C int holds raises OverflowError, not ValueError; timestamp() is guarded as well, as
+    # the header is whatever the issuer (or a proxy in front of it) sent, and none of it may stop the doctor.
     try:
         server = email.utils.parsedate_to_datetime(issuer.date_header)
-    except (TypeError, ValueError):
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=UTC)
+        server_time = server.timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
         return Check("clock", title, "skip", "the issuer's Date header could not be read")
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
-    skew = issuer.date_local_midpoint - server.timestamp()
+    skew = issuer.date_local_midpoint - server_time
     # The header has whole seconds: up to 1 s of difference is rounding, not skew.
     shown = max(0.0, abs(skew) - 1.0)
     if shown > CLOCK_SKEW_LIMIT_SECONDS:
@@ -870,24 +908,30 @@ def _mode_problems(st: os.stat_result, *, private: bool) -> list[str]:
     return problems
 
 
-def _directory_check(check_id: str, title: str, path: Path, *, created_by: str) -> Check:
+def _directory_check(
+    check_id: str, title: str, path: Path, *, created_by: str, unusable: Status = "fail", consequence: str = ""
+) -> Check:
+    """``unusable`` is the verdict when ``path`` cannot be a directory at all, ``consequence`` what sign-in then
+    does (appended to the detail)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return Check(check_id, title, "ok", f"{path} does not exist yet; {created_by} creates it with mode 0700")
     except OSError as exc:
-        return Check(check_id, title, "fail", f"{path}: {_os_reason(exc)}", f"Make {path} a directory you own.")
+        return Check(check_id, title, unusable, f"{path}: {_os_reason(exc)}{consequence}",
+                     f"Make {path} a directory you own.")
     notes = []
     target_st = st
     if stat.S_ISLNK(st.st_mode):
         try:
             target_st = os.stat(path)
         except OSError as exc:
-            return Check(check_id, title, "fail", f"{path} is a broken symbolic link ({_os_reason(exc)})",
+            return Check(check_id, title, unusable,
+                         f"{path} is a broken symbolic link ({_os_reason(exc)}){consequence}",
                          f"Remove the link or point it at a directory you own: {path}")
         notes.append(f"{path} is a symbolic link to {os.path.realpath(path)}")
     if not stat.S_ISDIR(target_st.st_mode):
-        return Check(check_id, title, "fail", f"{path} is not a directory",
+        return Check(check_id, title, unusable, f"{path} is not a directory{consequence}",
                      f"Move {path} away so a directory can be created there.")
     problems = _mode_problems(target_st, private=True)
     detail = "; ".join([*notes, *problems]) or f"{path}: mode {stat.S_IMODE(target_st.st_mode):04o}, owned by you"
@@ -900,19 +944,25 @@ def _directory_check(check_id: str, title: str, path: Path, *, created_by: str) 
     return Check(check_id, title, "ok", detail)
 
 
-def _file_check(check_id: str, title: str, path: Path, *, absent: str, role: str) -> Check:
+def _file_check(
+    check_id: str, title: str, path: Path, *, absent: str, role: str, unusable: Status = "fail",
+    link: Status = "warn", consequence: str = "",
+) -> Check:
+    """``unusable`` is the verdict when ``path`` cannot be a regular file and ``link`` when it is a symbolic
+    link (which the product never follows); ``consequence`` is what sign-in then does, in either case."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return Check(check_id, title, "ok", f"{path}: {absent}")
     except OSError as exc:
-        return Check(check_id, title, "fail", f"{path}: {_os_reason(exc)}", f"Check the directory that holds {path}.")
+        return Check(check_id, title, unusable, f"{path}: {_os_reason(exc)}{consequence}",
+                     f"Check the directory that holds {path}.")
     if stat.S_ISLNK(st.st_mode):
-        return Check(check_id, title, "warn",
-                     f"{path} is a symbolic link (to {os.path.realpath(path)}): {role} refuses to use it",
+        return Check(check_id, title, link,
+                     f"{path} is a symbolic link (to {os.path.realpath(path)}): {role} refuses to use it{consequence}",
                      f"Replace the link with the file itself: {path}")
     if not stat.S_ISREG(st.st_mode):
-        return Check(check_id, title, "fail", f"{path} is not a regular file: {role} cannot use it",
+        return Check(check_id, title, unusable, f"{path} is not a regular file: {role} cannot use it{consequence}",
                      f"Move {path} away.")
     problems = _mode_problems(st, private=True)
     if st.st_nlink > 1:
@@ -923,14 +973,25 @@ def _file_check(check_id: str, title: str, path: Path, *, absent: str, role: str
     return Check(check_id, title, "ok", f"{path}: mode {stat.S_IMODE(st.st_mode):04o}, owned by you")
 
 
-def _file_checks(config: Config) -> list[Check]:
+def _file_checks(config: Config, *, keyring_works: bool) -> list[Check]:
+    # Sign-in only warns when it cannot log (docs/diagnostics.md) and carries on: that is no failure.
+    no_log = "; sign-in prints a warning and carries on without the log file"
+    # The file store refuses to save through a symbolic link, so sign-in fails when credentials go to
+    # auth.json: always with the file store, and with auto when the keyring it would try first does not work.
+    mode = config.credentials_store.value
+    writes_auth_json = mode == "file" or (mode == "auto" and not keyring_works)
+    store = f'cli_auth_credentials_store = "{mode}"' + (", no working keyring" if mode == "auto" else "")
     return [
         _directory_check("codex_home", "CODEX_HOME", config.codex_home, created_by="the first sign-in"),
-        _directory_check("log_dir", "Log directory", config.log_dir, created_by="the first sign-in"),
+        _directory_check("log_dir", "Log directory", config.log_dir, created_by="the first sign-in",
+                         unusable="warn", consequence=no_log),
         _file_check("log_file", "Log file", config.log_dir / LOG_FILE_NAME, absent="not written yet",
-                    role="sign-in logging"),
+                    role="sign-in logging", unusable="warn", consequence=no_log),
         _file_check("auth_json", "auth.json", config.codex_home / "auth.json",
-                    absent="not present (no credentials in the file store)", role="codex-login"),
+                    absent="not present (no credentials in the file store)", role="codex-login",
+                    link="fail" if writes_auth_json else "warn",
+                    consequence=f"; sign-in ({store}) saves credentials to it, so it will fail"
+                    if writes_auth_json else ""),
     ]
 
 
@@ -1011,9 +1072,11 @@ def run_doctor(
     report.checks.append(_browser_check(env))
     notify("checking the issuer")
     report.checks.extend(_issuer_checks(config, env, options, budget, notify))
-    report.checks.extend(_file_checks(config))
     notify("checking the keyring")
-    report.checks.append(_keyring_check(config, options.keyring_timeout))
+    # Checked before the files, as whether auth.json is written depends on it; reported after them.
+    keyring = _keyring_check(config, options.keyring_timeout)
+    report.checks.extend(_file_checks(config, keyring_works=keyring.status == "ok"))
+    report.checks.append(keyring)
     return report
 
 

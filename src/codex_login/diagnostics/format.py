@@ -622,7 +622,12 @@ def _typed(raw: str) -> ParsedValue:
     if raw == "false":
         return False
     if _CANONICAL_INT.match(raw):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            # Past Python's int-from-string digit limit (4,300 by default): no real field is that long, so
+            # the text stays text rather than stopping `log` and `bundle` from reading the rest of the file.
+            pass
     return _unescape(raw)
 
 
@@ -691,7 +696,9 @@ def parse_json_line(line: str) -> ParsedLine | None:
 
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # The decoder recurses once per nesting level: a line of thousands of brackets is not an event, and
+        # must not stop `log` or `bundle` from reading the others.
         return None
     if not isinstance(obj, dict):
         return None

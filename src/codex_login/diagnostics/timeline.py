@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeGuard
 
 from . import events as ev
 from .advice import UNFINISHED, Advice, advice_for
@@ -62,6 +62,9 @@ ATTACH_WINDOW: Final = timedelta(seconds=1)
 MAX_BYTES_PER_FILE: Final = 16 * 1024 * 1024
 #: Spanless events kept while waiting for the next attempt; older ones cannot be within the window anyway.
 _MAX_PENDING: Final = 256
+# A duration_ms from 2**63 up (or below 0) comes from a damaged line, not a sign-in: it is treated as absent,
+# as dividing a 400-digit one by 1000 for the heading's "took" raised OverflowError.
+_DURATION_MS_LIMIT: Final = 2**63
 _ROTATED = re.compile(re.escape(LOG_FILE_NAME) + r"\.([1-9][0-9]{0,3})\Z")
 
 # Events that mark progress. The callback, a pasted URL, a token response and the final event count only
@@ -320,6 +323,10 @@ def _mark(line: ParsedLine) -> str:
     return "warn" if line.level in ("WARN", "ERROR") else "info"
 
 
+def _sane_duration_ms(value: ParsedValue | None) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _DURATION_MS_LIMIT
+
+
 def build_attempt(attempt_id: str, entries: Sequence[LogEntry]) -> Attempt:
     """One :class:`Attempt` from its events (in any order)."""
     ordered = sorted(entries, key=lambda entry: entry.line.timestamp)
@@ -350,7 +357,7 @@ def build_attempt(attempt_id: str, entries: Sequence[LogEntry]) -> Attempt:
             raw_failure = step.fields.get("failure")
             failure = str(raw_failure) if raw_failure is not None else None
             raw_duration = step.fields.get("duration_ms")
-            duration = raw_duration if isinstance(raw_duration, int) and not isinstance(raw_duration, bool) else None
+            duration = raw_duration if _sane_duration_ms(raw_duration) else None
     if outcome not in (UNFINISHED, "success") and failure is None:
         failure = outcome if outcome in ("denied", "cancelled", "timeout") else None
     failed = next((s for s in steps if s.mark == "fail" and s.message != ev.MSG_FINISHED), None)
