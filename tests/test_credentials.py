@@ -342,3 +342,34 @@ def test_now_is_what_datetime_now_says() -> None:
 
 def test_auth_modes_are_the_enum_values() -> None:
     assert [mode.value for mode in AuthMode] == list(_credentials.AUTH_MODES)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"OPENAI_API_KEY": "sk-CNRYfirst", "OPENAI_API_KEY": "sk-CNRYsecond"}', "OPENAI_API_KEY"),
+        ('{"auth_mode": "apikey", "OPENAI_API_KEY": "sk-a", "auth_mode": "chatgpt"}', "auth_mode"),
+        ('{"OPENAI_API_KEY": "sk-a", "\\u004fPENAI_API_KEY": "sk-b"}', "OPENAI_API_KEY"),  # same name, escaped
+        ('{"OPENAI_API_KEY": null, "tokens": {"id_token": "x", "id_token": "y", "access_token": "a", '
+         '"refresh_token": "r"}}', "id_token"),
+    ],
+)
+def test_a_field_named_twice_is_refused_as_serde_does(text: str, field: str) -> None:
+    # serde's derive refuses "duplicate field" where Python's json keeps the last one: the Rust CLI would call
+    # the same file broken while codex-login signed in with its second key.
+    with pytest.raises(_credentials.AuthParseError) as caught:
+        _credentials.parse_auth_json(text)
+    assert str(caught.value) == f"duplicate field `{field}`"
+    assert "CNRY" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"x": 1, "x": 2, "OPENAI_API_KEY": "sk-a"}',  # unknown fields: serde ignores them, repeated or not
+        '{"extra": {"tokens": 1, "tokens": 2}, "OPENAI_API_KEY": "sk-a"}',  # a model name, but not its object
+        '{"OPENAI_API_KEY": "sk-a \\"OPENAI_API_KEY\\" in the value"}',  # named twice, but once as text
+    ],
+)
+def test_repeated_names_serde_ignores_are_accepted(text: str) -> None:
+    assert _credentials.parse_auth_json(text).openai_api_key is not None

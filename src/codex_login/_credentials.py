@@ -566,7 +566,50 @@ def parse_auth_json(text: str | bytes) -> StoredAuth:
         raise AuthParseError("invalid JSON") from None
     if _has_surrogate(doc):
         raise AuthParseError("invalid JSON: a string holds an unpaired surrogate")
+    repeated = _repeated_field(text)
+    if repeated is not None:
+        raise AuthParseError(f"duplicate field `{repeated}`")
     return stored_auth_from_dict(doc)
+
+
+class _Members(dict[str, object]):
+    """A JSON object that remembers which of its member names occurred more than once."""
+
+    repeated: frozenset[str] = frozenset()
+
+
+def _members(pairs: list[tuple[str, object]]) -> _Members:
+    obj = _Members(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        obj.repeated = frozenset(name for name, _ in pairs if name in seen or seen.add(name))
+    return obj
+
+
+def _repeated_field(text: str) -> str | None:
+    """A field of auth.json's model named twice in its object, which the Rust CLI's serde derive refuses
+    ("duplicate field") and Python's json would settle silently (the last one wins): the two CLIs must not
+    read one file two ways. Repeated names serde ignores (unknown fields, names inside an ID token) pass.
+
+    Cheap first: a file without a backslash (which could spell a name as ``\u0061uth_mode``) that names
+    each field at most once needs no second parse; that is every file a CLI writes.
+    """
+    if "\\" not in text and all(text.count(f'"{name}"') <= 1 for name in _TOP_LEVEL_KEYS + _TOKEN_KEYS):
+        return None
+    import json
+
+    doc = json.loads(text, object_pairs_hook=_members)
+    if not isinstance(doc, _Members):
+        return None
+    for name in _TOP_LEVEL_KEYS:
+        if name in doc.repeated:
+            return name
+    tokens = doc.get("tokens")
+    if isinstance(tokens, _Members):
+        for name in _TOKEN_KEYS:
+            if name in tokens.repeated:
+                return name
+    return None
 
 
 def stored_auth_from_dict(doc: object) -> StoredAuth:
