@@ -582,7 +582,10 @@ def _members(pairs: list[tuple[str, object]]) -> _Members:
     obj = _Members(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        obj.repeated = frozenset(name for name, _ in pairs if name in seen or seen.add(name))
+        repeated: set[str] = set()
+        for name, _ in pairs:
+            (repeated if name in seen else seen).add(name)
+        obj.repeated = frozenset(repeated)
     return obj
 
 
