@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_login.diagnostics.envfilter import OFF
+from codex_login.diagnostics.envfilter import OFF, TRACE
 from codex_login.diagnostics.format import ParsedLine, parse_json_line, parse_text_line
 from codex_login.diagnostics.logfile import (
     LOG_FILE_NAME,
@@ -236,6 +236,25 @@ def test_rust_log_directives_apply(tmp_path: Path, handles: list[LoginLogHandle]
     emit(CLI, logging.ERROR, "nor this")
     messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
     assert messages == ["debug detail"]
+
+
+def test_rust_log_target_prefix_selects_our_loggers(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
+    # RUST_LOG=codex=debug is how Codex users widen every codex_* crate at once; it gave an empty log.
+    start(handles, tmp_path / "log", env={"RUST_LOG": "codex=debug"})
+    emit(SERVER, logging.DEBUG, "debug detail")
+    emit(CLI, logging.DEBUG, "cli detail")
+    emit(SERVER, TRACE, "not trace")
+    messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
+    assert messages == ["debug detail", "cli detail"]
+
+
+def test_span_directive_selects_events_of_the_attempt(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
+    start(handles, tmp_path / "log", env={"RUST_LOG": "codex_login[login]=debug"})
+    emit(SERVER, logging.DEBUG, "outside the span")
+    with attempt_span("la_0123abcd"):
+        emit(SERVER, logging.DEBUG, "inside the span")
+    messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
+    assert messages == ["inside the span"]
 
 
 def test_third_party_loggers_never_reach_the_file(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
