@@ -705,11 +705,11 @@ def test_an_attempt_ended_while_the_save_waits_for_the_lock_writes_nothing(
     assert [r.path for r in issuer.requests] == ["/oauth/token", "/oauth/token"]  # both exchanges were done
 
 
-def test_the_state_is_scrubbed_from_a_browser_openers_error_text(
+def test_the_authorize_url_is_kept_out_of_a_browser_openers_logged_error(
     issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
 ) -> None:
-    """Security R-3: the state is registered as a secret when the attempt starts, so free text that carries
-    the authorize URL (an opener's error message) reaches the log without it."""
+    """DECISIONS §4: free text that carries the authorize URL (a library opener's error message) reaches the
+    log without it: the URL is replaced, and state and code_challenge would be scrubbed anyway (R-3)."""
     server = start(
         codex_home,
         issuer.url,
@@ -719,6 +719,27 @@ def test_the_state_is_scrubbed_from_a_browser_openers_error_text(
     server.cancel()
     assert isinstance(outcome(server), LoginError)
     text = "\n".join(login_log.lines())
+    assert "reason=could not open <authorize URL>" in text
     assert STATE not in text
-    assert "state=<redacted:state>" in text
+    assert server._pkce.code_challenge not in text
     assert server._pkce.code_verifier not in text
+
+
+def test_the_pkce_challenge_is_a_registered_secret(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    """An opener's text that holds the URL in another form (HTML-escaped here) is not caught by replacing the
+    URL nor by the URL redaction; the registry must know the challenge as it knows the state."""
+    server = start(
+        codex_home,
+        issuer.url,
+        open_browser=True,
+        browser_opener=lambda url: (False, "editor", "could not open " + url.replace("&", "&amp;")),
+    )
+    server.cancel()
+    assert isinstance(outcome(server), LoginError)
+    text = "\n".join(login_log.lines())
+    assert "browser could not be opened" in text
+    assert server._pkce.code_challenge not in text
+    assert "<redacted:code_challenge>" in text
+    assert STATE not in text

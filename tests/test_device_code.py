@@ -677,6 +677,28 @@ def test_unreachable_issuer_is_a_transport_error(codex_home: Path, clock: FakeCl
     ]
 
 
+def test_transport_failure_logs_a_discovered_endpoint_with_extended_redaction(
+    issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, login_log: LoginLog
+) -> None:
+    # A discovery document may name an endpoint carrying ?apikey=/&secret=: the parity (12-key) redaction
+    # left those values in codex-login.log (DECISIONS §4: no sensitive query value in the log).
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}/device?apikey=CNRYdiscoveredkey&secret=CNRYdiscoveredsecret&x=1"
+    issuer.routes[DISCOVERY] = discovery(issuer, device_authorization_endpoint=endpoint)
+    result, _ = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, TransportError) and result.transport_kind == "connect"
+    text = "\n".join(login_log.lines())
+    assert "CNRYdiscovered" not in text
+    assert (
+        "error=error sending request for url "
+        "(http://127.0.0.1:PORT/device?apikey=%3Credacted%3E&secret=%3Credacted%3E&x=1)"
+    ) in "\n".join(norm(login_log))
+
+
 # --------------------------------------------------------------------------------------------- the CLI
 
 

@@ -1,4 +1,5 @@
-"""RUST_LOG directive subset: parsing, matching on module boundaries, most specific wins."""
+"""RUST_LOG directives as tracing-subscriber reads them: parsing, string-prefix matching, most specific wins,
+and try_from_default_env's all-or-nothing fallback."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def test_default_filter_is_the_reference_one() -> None:
         assert f.enabled(target, INFO)
         assert f.enabled(target, logging.CRITICAL)
         assert not f.enabled(target, DEBUG)
-    for target in ("httpx", "httpcore.connection", "urllib3", "codex", "codex_login_extra", "root"):
+    for target in ("httpx", "httpcore.connection", "urllib3", "codex", "root"):
         assert not f.enabled(target, ERROR)
+    # A string prefix, as in tracing; such a logger is not under our root loggers, so it never reaches the file.
+    assert f.enabled("codex_login_extra", INFO)
 
 
 @pytest.mark.parametrize("env", [{}, {"RUST_LOG": ""}, {"RUST_LOG": "   "}, {"RUST_LOG": ",,"}])
@@ -38,16 +41,70 @@ def test_unset_or_empty_rust_log_gives_the_default(env: dict[str, str]) -> None:
 
 
 def test_rust_log_with_only_invalid_directives_gives_the_default() -> None:
-    f = EnvFilter.from_env({"RUST_LOG": "codex_login[span]=debug,foo=loud"})
+    f = EnvFilter.from_env({"RUST_LOG": "foo=loud,bar[x=debug"})
     assert f.spec == DEFAULT_LOGIN_FILTER
-    assert f.invalid == ("codex_login[span]=debug", "foo=loud")
+    assert f.invalid == ("foo=loud", "bar[x=debug")
 
 
-def test_invalid_directives_are_ignored_and_reported() -> None:
-    f = EnvFilter.parse("codex_login=debug, bad[x]=trace ,=info,a=b=c,{x}, codex_cli::login=verbose")
+def test_one_invalid_directive_discards_the_whole_rust_log() -> None:
+    # try_from_default_env fails on the first invalid directive and the reference then uses its default
+    # filter: the valid codex_login=debug must not survive.
+    f = EnvFilter.from_env({"RUST_LOG": "codex_login=debug,codex_login::server=verbose"})
+    assert f.spec == DEFAULT_LOGIN_FILTER
+    assert f.invalid == ("codex_login::server=verbose",)
+    assert not f.enabled("codex_login::server", DEBUG)
+    assert f.enabled("codex_login::server", INFO)
+
+
+def test_parse_skips_invalid_directives_and_reports_them() -> None:
+    f = EnvFilter.parse("codex_login=debug, bad[x=trace ,=info,a=b=c,{x}, codex_cli::login=verbose,a b=info")
     assert f.spec == "codex_login=debug"
-    assert f.invalid == ("bad[x]=trace", "=info", "a=b=c", "{x}", "codex_cli::login=verbose")
+    assert f.invalid == ("bad[x=trace", "=info", "a=b=c", "{x}", "codex_cli::login=verbose", "a b=info")
     assert f.enabled("codex_login::server", DEBUG)
+
+
+def test_target_without_a_level_after_the_equals_sign_means_trace() -> None:
+    # tracing-subscriber 0.3: "Setting the target without the level enables every level for that target";
+    # the empty level never reaches LevelFilter::from_str (which would read "" as ERROR).
+    f = EnvFilter.from_env({"RUST_LOG": "codex_login="})
+    assert f.spec == "codex_login=trace"
+    assert f.enabled("codex_login::server", TRACE)
+
+
+def test_a_level_name_as_target_is_a_global_directive() -> None:
+    f = EnvFilter.from_env({"RUST_LOG": "info=debug"})
+    assert f.spec == "debug"
+    assert f.enabled("anything", DEBUG)
+
+
+def test_span_directive_is_valid_and_enables_events_in_the_attempt_span() -> None:
+    for spec in ("codex_login[login]=debug", "[login]=debug", "codex[login{attempt}]=debug"):
+        f = EnvFilter.from_env({"RUST_LOG": spec})
+        assert f.invalid == (), spec
+        assert f.spec == spec, spec
+        assert f.enabled("codex_login::server", DEBUG, attempt="la_0123abcd"), spec
+        assert f.enabled("codex_cli::login", DEBUG, attempt="la_0123abcd"), spec
+        assert not f.enabled("codex_login::server", TRACE, attempt="la_0123abcd"), spec
+        # Outside the span nothing matches, as in tracing (a span directive has no static part).
+        assert not f.enabled("codex_login::server", ERROR), spec
+        assert f.max_level_for("codex_login") == DEBUG, spec
+
+
+def test_span_directive_for_another_span_field_or_target_matches_nothing() -> None:
+    for spec in ("codex_login[other]=debug", "codex_login::server[login]=debug", "[login{user}]=debug"):
+        f = EnvFilter.from_env({"RUST_LOG": spec})
+        assert f.invalid == (), spec
+        assert not f.enabled("codex_login::server", ERROR, attempt="la_0123abcd"), spec
+
+
+def test_span_directive_with_an_attempt_value_matches_that_attempt_only() -> None:
+    f = EnvFilter.from_env({"RUST_LOG": "codex_login=info,[login{attempt=la_0123abcd}]=trace"})
+    assert f.enabled("codex_login::server", TRACE, attempt="la_0123abcd")
+    assert not f.enabled("codex_login::server", DEBUG, attempt="la_ffffffff")
+    assert f.enabled("codex_login::server", INFO, attempt="la_ffffffff")
+    record = logging.LogRecord("codex_login.server", DEBUG, __file__, 1, "m", (), None)
+    record.codex_attempt = "la_0123abcd"
+    assert f.filter(record)
 
 
 @pytest.mark.parametrize(
@@ -112,12 +169,26 @@ def test_later_directive_for_the_same_target_wins() -> None:
     assert EnvFilter.parse("info,debug").spec == "debug"
 
 
-def test_prefix_matches_only_on_module_boundaries() -> None:
-    f = EnvFilter.parse("codex=trace,codex_login=warn")
+def test_targets_match_by_string_prefix_as_in_tracing() -> None:
+    # tracing's Directive::cares_about is meta.target().starts_with(target): no module boundary needed.
+    f = EnvFilter.from_env({"RUST_LOG": "codex=debug"})
+    assert f.enabled("codex_login::server", DEBUG)
+    assert f.enabled("codex_cli::login", DEBUG)
+    assert not f.enabled("codex_login::server", TRACE)
+    assert not f.enabled("httpx", ERROR)
+    assert f.max_level_for("codex_login") == DEBUG
+
+
+def test_longest_matching_prefix_wins() -> None:
+    f = EnvFilter.parse("codex=trace,codex_login=warn,codex_login::ser=error")
     assert f.enabled("codex::x", DEBUG)
-    assert not f.enabled("codex_login_extra", ERROR)
-    assert not f.enabled("codexfoo", ERROR)
-    assert f.enabled("codex_login::server", WARN)
+    assert f.enabled("codexfoo", DEBUG)
+    assert not f.enabled("codex_login_extra", DEBUG)
+    assert f.enabled("codex_login_extra", WARN)
+    assert not f.enabled("codex_login::server", WARN)
+    assert f.enabled("codex_login::oauth", WARN)
+    assert f.max_level_for("codex_login") == WARN
+    assert f.max_level_for("codex_login::server") == ERROR
 
 
 def test_dot_spelling_is_the_same_target() -> None:

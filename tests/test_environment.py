@@ -421,6 +421,23 @@ def test_browser_variable_missing_command(tmp_path: Path) -> None:
     assert result.error is not None and "could not run no-such-browser" in result.error
 
 
+def test_browser_entry_of_only_percent_s_keeps_the_url_out_of_the_error() -> None:
+    # BROWSER='%s': the URL becomes argv[0]; the error (which is logged) named argv[0], i.e. the authorize URL
+    # with its state and code_challenge. It names the configured template instead.
+    result = open_browser(AUTH_URL, browser_opener_for("%s"))
+    assert not result.ok
+    assert result.error == "could not run %s: No such file or directory"
+
+
+@posix_only
+def test_command_opener_stderr_echo_of_the_url_is_replaced(tmp_path: Path) -> None:
+    script = write_script(tmp_path / "wslview", 'echo "cannot open $1" >&2\nexit 2\n')
+    info = linux(proc_version=WSL2_RELEASE, which=which_of({"wslview": str(script)}))
+    result = open_browser(AUTH_URL, choose_browser_opener(info))
+    assert not result.ok
+    assert result.error == "wslview exited with status 2: cannot open <url>"
+
+
 @posix_only
 def test_blocking_browser_command_counts_as_opened(tmp_path: Path) -> None:
     marker = tmp_path / "started"

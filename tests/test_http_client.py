@@ -165,6 +165,32 @@ def test_a_url_httpx_refuses_is_a_transport_error() -> None:
     assert str(caught.value).endswith(": the URL is not valid")
 
 
+def test_the_logged_transport_text_redacts_the_extended_keys() -> None:
+    # TransportError.display is what the log gets (error=...): R-2's extended keys, not only the reference's 12.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    query = "apikey=CNRYkey&password=CNRYpw&session=CNRYsess&code=CNRYcode&plain=1"
+    with HttpClient(SETTINGS) as client:
+        with pytest.raises(TransportError) as refused:
+            client.post_form(f"http://127.0.0.1:{port}/token?{query}", "a=1")
+        with pytest.raises(TransportError) as invalid:
+            client.post_form(f"http://example.com:abc/token?{query}", "a=1")
+    redacted = "apikey=%3Credacted%3E&password=%3Credacted%3E&session=%3Credacted%3E&code=%3Credacted%3E&plain=1"
+    assert refused.value.display == f"error sending request for url (http://127.0.0.1:{port}/token?{redacted})"
+    assert invalid.value.display.startswith("error sending request for url (")
+    assert "CNRY" not in invalid.value.display
+    # The returned error keeps the reference's own redaction (its 12 keys): the code is hidden there too.
+    for caught in (refused, invalid):
+        assert "CNRYcode" not in str(caught.value)
+
+
+def test_loggable_token_endpoint_redacts_the_extended_keys() -> None:
+    issuer, endpoint = loggable_token_endpoint("https://auth.example.com/?apikey=CNRYkey&session=CNRYsess")
+    assert issuer == "https://auth.example.com/?apikey=%3Credacted%3E&session=%3Credacted%3E"
+    assert "CNRY" not in endpoint
+
+
 def test_a_ca_file_with_non_ascii_comments_loads(tmp_path: Path) -> None:
     # Bundles label their certificates with comments, in any language; OpenSSL skips text outside the blocks.
     ca = trustme.CA()

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from codex_login.diagnostics.envfilter import OFF
-from codex_login.diagnostics.format import ParsedLine, parse_json_line, parse_text_line
+from codex_login.diagnostics.envfilter import OFF, TRACE
+from codex_login.diagnostics.format import ParsedLine, TracingTextFormatter, parse_json_line, parse_text_line
 from codex_login.diagnostics.logfile import (
     LOG_FILE_NAME,
     ROOT_TARGETS,
@@ -236,6 +236,25 @@ def test_rust_log_directives_apply(tmp_path: Path, handles: list[LoginLogHandle]
     emit(CLI, logging.ERROR, "nor this")
     messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
     assert messages == ["debug detail"]
+
+
+def test_rust_log_target_prefix_selects_our_loggers(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
+    # RUST_LOG=codex=debug is how Codex users widen every codex_* crate at once; it gave an empty log.
+    start(handles, tmp_path / "log", env={"RUST_LOG": "codex=debug"})
+    emit(SERVER, logging.DEBUG, "debug detail")
+    emit(CLI, logging.DEBUG, "cli detail")
+    emit(SERVER, TRACE, "not trace")
+    messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
+    assert messages == ["debug detail", "cli detail"]
+
+
+def test_span_directive_selects_events_of_the_attempt(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
+    start(handles, tmp_path / "log", env={"RUST_LOG": "codex_login[login]=debug"})
+    emit(SERVER, logging.DEBUG, "outside the span")
+    with attempt_span("la_0123abcd"):
+        emit(SERVER, logging.DEBUG, "inside the span")
+    messages = [p.message for p in parsed_lines(tmp_path / "log" / LOG_FILE_NAME)]
+    assert messages == ["inside the span"]
 
 
 def test_third_party_loggers_never_reach_the_file(tmp_path: Path, handles: list[LoginLogHandle]) -> None:
@@ -661,6 +680,79 @@ def test_rotation_reopen_through_a_planted_symlink_is_refused(tmp_path: Path, ha
     assert not handle.active
     assert err.getvalue() == "Warning: login log disabled: Too many levels of symbolic links\n"
     assert digest(victim) == before
+
+
+def _writer(log_dir: Path, *, max_bytes: int, backups: int) -> RotatingLoginFileHandler:
+    """A handler with its own descriptors, as another process sharing log_dir would have."""
+    handler = RotatingLoginFileHandler(log_dir, max_bytes=max_bytes, backups=backups)
+    handler.setFormatter(TracingTextFormatter())
+    return handler
+
+
+def _line(handler: RotatingLoginFileHandler, text: str) -> None:
+    handler.emit(logging.LogRecord("codex_login.server", logging.INFO, __file__, 1, text, (), None))
+
+
+def test_a_quiet_writer_follows_a_rotation_made_by_another_process(tmp_path: Path) -> None:
+    # The quiet process kept writing into the file the chatty one had renamed and then dropped: its newest
+    # lines were lost.
+    quiet = _writer(tmp_path, max_bytes=1000, backups=1)
+    chatty = _writer(tmp_path, max_bytes=1000, backups=1)
+    try:
+        _line(quiet, "quiet first")
+        for i in range(60):  # several rotations: the quiet writer's file is renamed, then dropped
+            _line(chatty, f"chatty {i:03d}")
+        quiet._next_watch = 0.0  # its pause has lasted longer than watch_interval
+        _line(quiet, "quiet newest")
+    finally:
+        quiet.close()
+        chatty.close()
+    current = (tmp_path / LOG_FILE_NAME).read_text().splitlines()
+    assert current[-1].endswith("quiet newest")
+    assert "chatty 059" in current[-2]
+    assert stat.S_IMODE((tmp_path / LOG_FILE_NAME).stat().st_mode) == 0o600
+
+
+def test_a_writer_whose_file_was_rotated_does_not_rotate_again(tmp_path: Path) -> None:
+    # Both writers see the size cap reached; the second must look again (under the lock) and find the fresh
+    # file, not rotate a second time and drop the generation the first one just made.
+    first = _writer(tmp_path, max_bytes=1000, backups=1)
+    second = _writer(tmp_path, max_bytes=1000, backups=1)
+    second.watch_interval = 3600.0  # its next write is a burst's: no watch, only the size check
+    try:
+        _line(second, "second early")
+        for i in range(7):  # 7 lines of 106 bytes after second's 68: 810 of the 1000 bytes
+            _line(first, f"first {i:03d} " + "x" * 40)
+        _line(first, "first rotates " + "x" * 200)
+        _line(second, "second late " + "y" * 400)
+    finally:
+        first.close()
+        second.close()
+    rotated = (tmp_path / f"{LOG_FILE_NAME}.1").read_text()
+    assert "second early" in rotated and "first 006" in rotated
+    current = (tmp_path / LOG_FILE_NAME).read_text().splitlines()
+    assert current[0].endswith("first rotates " + "x" * 200)
+    assert current[-1].endswith("second late " + "y" * 400)
+
+
+def test_rotation_waits_for_the_directory_lock_and_never_blocks_the_write(tmp_path: Path) -> None:
+    handler = _writer(tmp_path, max_bytes=500, backups=2)
+    peer = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # another process, in the middle of a rotation
+    try:
+        _line(handler, "a" * 400)
+        fcntl.flock(peer, fcntl.LOCK_EX)
+        started = time.monotonic()
+        _line(handler, "b" * 400)  # over the cap, but the peer holds the lock
+        assert time.monotonic() - started < 2.0
+        assert not (tmp_path / f"{LOG_FILE_NAME}.1").exists()
+        fcntl.flock(peer, fcntl.LOCK_UN)
+        _line(handler, "c" * 400)
+    finally:
+        os.close(peer)
+        handler.close()
+    assert "b" * 400 in (tmp_path / f"{LOG_FILE_NAME}.1").read_text()
+    assert (tmp_path / LOG_FILE_NAME).read_text().rstrip("\n").endswith("c" * 400)
+    assert not handler.failed
 
 
 # ------------------------------------------------------------------------------------------------ streams

@@ -163,6 +163,24 @@ def test_refresh_url_override(issuer: ScriptedIssuer, codex_home: Path) -> None:
     assert [r.path for r in issuer.requests] == ["/custom/refresh"]
 
 
+def test_refresh_override_with_sensitive_query_values_stays_out_of_the_log(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    # The refresh endpoint is logged (token_endpoint=...); a gateway override may carry ?apikey=/&password=,
+    # which only R-2's extended list names.
+    seed(codex_home, expires_in=60)
+    issuer.routes["/custom/refresh"] = refreshed_answer(access_token="overridden")
+    query = "apikey=CNRYapikey&password=CNRYpassword&session=CNRYsession&secret=CNRYsecret"
+    settings = HttpSettings(
+        env={"CODEX_REFRESH_TOKEN_URL_OVERRIDE": f"{issuer.url}/custom/refresh?{query}"}, total_timeout=5.0
+    )
+    refresh_tokens(codex_home, "file", issuer="https://auth.openai.com", http_settings=settings)
+    assert [r.path for r in issuer.requests] == [f"/custom/refresh?{query}"]
+    text = "\n".join(login_log.lines())
+    assert "CNRY" not in text
+    assert "/custom/refresh?apikey=%3Credacted%3E&password=%3Credacted%3E" in text
+
+
 # --------------------------------------------------------------------------------------------- failures
 
 

@@ -64,7 +64,8 @@ class TransportError(LoginError):
         super().__init__(message, failure_class=f"transport_{transport_kind}")
         self.transport_kind = transport_kind
         # ``display`` is the reqwest-style text the reference logs (`error sending request for url (...)`),
-        # URL already redacted; the message adds the cause for the person at the terminal.
+        # URL already redacted with R-2's extended keys (it goes to the log); the message adds the cause for the
+        # person at the terminal.
         self.display = display if display is not None else message
         self.error_class = error_class or type(self).__name__
         self.errno = errno

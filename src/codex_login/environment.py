@@ -418,7 +418,23 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
     start_thread(threading.Thread(target=wait, name="codex-login-browser-reaper", daemon=True))
 
 
-def _run_command(argv: Sequence[str], name: str, wait_seconds: float, *, inherit_stdio: bool) -> OpenResult:
+def _command_label(template: str) -> str:
+    """The command a ``BROWSER`` entry or opener names, as errors name it: the template's first word, before
+    ``%s`` became the URL (``BROWSER='%s'`` would otherwise make the authorize URL the command's name)."""
+    import shlex
+
+    try:
+        words = shlex.split(template)
+    except ValueError:
+        words = template.split()
+    return os.path.basename(words[0]) if words else "the command"
+
+
+def _run_command(
+    argv: Sequence[str], name: str, wait_seconds: float, *, inherit_stdio: bool, label: str, url: str
+) -> OpenResult:
+    """Run an opener. Its errors say ``label`` (never ``argv``, which holds the authorize URL) and have any
+    echo of ``url`` in the command's stderr replaced: they are logged (security R-3: no state, no challenge)."""
     import subprocess
 
     try:
@@ -433,7 +449,8 @@ def _run_command(argv: Sequence[str], name: str, wait_seconds: float, *, inherit
                 close_fds=True,
             )
     except OSError as exc:
-        return OpenResult(False, name, f"could not run {os.path.basename(argv[0])}: {exc.strerror or exc}")
+        reason = (exc.strerror or str(exc)).replace(url, "<url>")
+        return OpenResult(False, name, f"could not run {label}: {reason}")
     try:
         _, stderr = process.communicate(timeout=wait_seconds)
     except subprocess.TimeoutExpired:
@@ -441,8 +458,8 @@ def _run_command(argv: Sequence[str], name: str, wait_seconds: float, *, inherit
         return OpenResult(True, name)  # still running: the browser (or its launcher) took the URL
     if process.returncode == 0:
         return OpenResult(True, name)
-    detail = _first_line(stderr or b"")
-    error = f"{os.path.basename(argv[0])} exited with status {process.returncode}"
+    detail = _first_line((stderr or b"").replace(url.encode(), b"<url>"))
+    error = f"{label} exited with status {process.returncode}"
     return OpenResult(False, name, f"{error}: {detail}" if detail else error)
 
 
@@ -468,10 +485,18 @@ def _open_browser_env(browser_env: str, url: str, wait_seconds: float) -> OpenRe
     errors: list[str] = []
     for entry in entries:
         background = entry.endswith("&")
-        argv = _browser_env_argv(entry.rstrip("&").strip(), url)
+        template = entry.rstrip("&").strip()
+        argv = _browser_env_argv(template, url)
         if not argv:
             continue
-        result = _run_command(argv, "BROWSER", 0.0 if background else wait_seconds, inherit_stdio=True)
+        result = _run_command(
+            argv,
+            "BROWSER",
+            0.0 if background else wait_seconds,
+            inherit_stdio=True,
+            label=_command_label(template),
+            url=url,
+        )
         if result.ok:
             return result
         errors.append(result.error or "failed")
@@ -502,7 +527,8 @@ def _open_webbrowser(url: str, wait_seconds: float) -> OpenResult:
     if outcome is True:
         return OpenResult(True, "webbrowser")
     if isinstance(outcome, BaseException):
-        return OpenResult(False, "webbrowser", f"{type(outcome).__name__}: {outcome}"[:200])
+        # The exception text may quote the URL it was given.
+        return OpenResult(False, "webbrowser", f"{type(outcome).__name__}: {outcome}".replace(url, "<url>")[:200])
     return OpenResult(False, "webbrowser", "no runnable browser was found")
 
 
@@ -526,5 +552,7 @@ def open_browser(url: str, opener: BrowserOpener | None, *, wait_seconds: float 
         if not opener.argv:
             return OpenResult(False, name, "the opener has no command")
         argv = [*opener.argv, opener.arg_template.replace("{url}", url)]
-        return _run_command(argv, name, wait_seconds, inherit_stdio=False)
+        return _run_command(
+            argv, name, wait_seconds, inherit_stdio=False, label=os.path.basename(opener.argv[0]), url=url
+        )
     return _open_webbrowser(url, wait_seconds)

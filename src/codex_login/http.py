@@ -404,9 +404,9 @@ class HttpClient:
             raise classify_transport_error(failure, url, self) from None
         except httpx.InvalidURL:
             # A URL httpx refuses (an endpoint from a discovery document, say): no request could be sent.
-            display = f"error sending request for url ({redact_sensitive_url_parts(url)})"
+            shown, display = _request_error_texts(url)
             raise TransportError(
-                f"{display}: the URL is not valid", transport_kind="protocol", display=display, error_class="InvalidURL"
+                f"{shown}: the URL is not valid", transport_kind="protocol", display=display, error_class="InvalidURL"
             ) from None
         finally:
             if flight is not None:
@@ -528,12 +528,24 @@ def _cause_phrase(facts: TransportFacts, chain: list[BaseException], client: Htt
     return "the HTTP exchange failed"
 
 
+def _request_error_texts(url: str) -> tuple[str, str]:
+    """reqwest's ``error sending request for url (..)``: for the returned error, and for the log.
+
+    The returned error keeps the reference's 12-key redaction (reference §13.2; the terminal may carry detail,
+    DECISIONS §4). The log must never hold a sensitive query value, and an endpoint from a discovery document
+    or an override can carry ``apikey=``/``secret=``: the logged text redacts R-2's extended key list.
+    """
+    shown = f"error sending request for url ({redact_sensitive_url_parts(url)})"
+    logged = f"error sending request for url ({redact_sensitive_url_parts(url, extended=True)})"
+    return shown, logged
+
+
 def classify_transport_error(err: httpx.HTTPError, url: str, client: HttpClient) -> TransportError:
     facts = transport_facts(err, proxy_in_use=client.proxy_for(url) is not None)
     chain = _chain(err)
-    display = f"error sending request for url ({redact_sensitive_url_parts(url)})"
+    shown, display = _request_error_texts(url)
     return TransportError(
-        f"{display}: {_cause_phrase(facts, chain, client, url)}",
+        f"{shown}: {_cause_phrase(facts, chain, client, url)}",
         transport_kind=facts.kind,
         display=display,
         error_class=facts.error_class,

@@ -44,7 +44,11 @@ def loggable_token_endpoint(issuer: str) -> tuple[str, str]:
     Computed once per issuer: the browser sign-in computes them while the browser is away, so a callback
     does not parse two URLs on its way to the token endpoint (issue 9).
     """
-    return sanitize_url_for_logging(issuer), sanitize_url_for_logging(token_endpoint_for(issuer))
+    # Extended (R-2) keys: an issuer given with ?apikey=... must not reach the log (DECISIONS §4).
+    return (
+        sanitize_url_for_logging(issuer, extended=True),
+        sanitize_url_for_logging(token_endpoint_for(issuer), extended=True),
+    )
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def _request(
 
     settings = http_settings or HttpSettings()
     url = refresh_endpoint(issuer, dict(settings.env) if settings.env is not None else None)
-    events.refresh_started(token_endpoint=sanitize_url_for_logging(url))
+    events.refresh_started(token_endpoint=sanitize_url_for_logging(url, extended=True))
     payload = {"client_id": client_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
     with HttpClient(settings) as client:
         try:

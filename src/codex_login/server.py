@@ -44,7 +44,7 @@ from .config import (
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
-from .diagnostics.redact import SECRETS, sanitize_terminal_text
+from .diagnostics.redact import SECRETS, redact_urls_in_text, sanitize_terminal_text
 from .errors import (
     CallbackError,
     ErrorKind,
@@ -446,6 +446,7 @@ class LoginServer:
         # authorize URL.
         SECRETS.add("state", self._state)
         SECRETS.add("code_verifier", self._pkce.code_verifier)
+        SECRETS.add("code_challenge", self._pkce.code_challenge)
         self.auth_url = build_authorize_url(
             issuer=options.issuer,
             client_id=options.client_id,
@@ -1451,6 +1452,18 @@ def run_login_server(options: ServerOptions) -> LoginServer:
     return server
 
 
+def _loggable_browser_error(error: str | None, auth_url: str) -> str:
+    """An opener's error text as the log may hold it: without the authorize URL it was handed.
+
+    Our openers keep the URL out of their errors, but a library caller's opener returns any text
+    (``str(CalledProcessError)`` lists the argv), and a command's stderr may echo the URL: the URL itself
+    goes, and any other URL form left is redacted with R-2's extended keys.
+    """
+    if not error:
+        return "unknown"
+    return redact_urls_in_text(error.replace(auth_url, "<authorize URL>"), extended=True)
+
+
 def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> None:
     def open_it() -> None:
         opener = options.browser_opener
@@ -1469,7 +1482,7 @@ def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> 
         if ok:
             events.browser_opened(opener=name)
         else:
-            events.browser_failed(opener=name, reason=error or "unknown")
+            events.browser_failed(opener=name, reason=_loggable_browser_error(error, server.auth_url))
             if options.notice:
                 options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
 

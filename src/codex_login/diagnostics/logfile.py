@@ -18,6 +18,10 @@ What it guarantees:
 * Bounded (D-6): before a write that would take the file past ``max_bytes`` (5 MiB), ``codex-login.log``
   becomes ``codex-login.log.1`` (older generations shift up to ``.N``, ``N = backups``, the oldest dropped)
   and a fresh file is opened with the same checks.
+* Shared by several processes (an app-server and a CLI sign-in, say): before each write the handler compares
+  the file at the path with the one it holds (``st_dev``/``st_ino``, as ``WatchedFileHandler`` does) and
+  reopens, with the same checks, when another process has rotated or removed it; rotation itself is done
+  under an ``flock`` on the directory, and the size is looked at again once the lock is held.
 * A failing write (ENOSPC, EFBIG, EBADF...) never dumps the record or its arguments (CPython's default
   ``handleError`` prints ``Arguments: (...)``, V-v): the handler disables itself and writes exactly one
   line, ``Warning: login log disabled: <strerror>``, to stderr. Sign-in goes on.
@@ -27,11 +31,13 @@ What it guarantees:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal, TextIO
@@ -220,13 +226,36 @@ def _write_warning(stream: TextIO | None, line: str) -> None:
         return
 
 
+_LOCK_WAIT_SECONDS: Final = 0.2
+
+
+def _lock_dir(dfd: int) -> bool:
+    """Take the rotation lock on the log directory; ``False`` if another process kept it for too long.
+
+    Bounded: a peer stopped while holding it (a suspended terminal) must not stall a sign-in's logging. Without
+    the lock the write goes ahead and rotation waits for a later line.
+    """
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+
+
 class RotatingLoginFileHandler(logging.Handler):
     """Appends one formatted line per record to ``log_dir/codex-login.log``, rotating at ``max_bytes``.
 
     Writes go straight to the descriptor with ``os.write`` under the handler lock (no buffering, so a crash
-    loses nothing already logged). ``warn_stream`` receives the one warning if the handler gives up
-    (default: ``sys.stderr`` at that moment).
+    loses nothing already logged). ``watch_interval`` (seconds) is how often, at most, the handler checks
+    that another process has not rotated the file away from it. ``warn_stream`` receives the one warning if
+    the handler gives up (default: ``sys.stderr`` at that moment).
     """
+
+    watch_interval: float = 1.0
 
     def __init__(
         self,
@@ -244,12 +273,20 @@ class RotatingLoginFileHandler(logging.Handler):
         self.backups = max(0, backups)
         self.warn_stream = warn_stream
         self.failed = False
+        self._fd = -1
+        self._identity = (0, 0)  # (st_dev, st_ino) of the file behind _fd
+        self._next_watch = 0.0
         self._dfd = _open_dir(self.log_dir)
         try:
-            self._fd = _open_file_at(self._dfd, self.path)
+            self._adopt(_open_file_at(self._dfd, self.path))
         except LogFileError:
             os.close(self._dfd)
             raise
+
+    def _adopt(self, fd: int) -> None:
+        st = os.fstat(fd)
+        self._fd = fd
+        self._identity = (st.st_dev, st.st_ino)
 
     def fileno(self) -> int:
         """The current descriptor of ``codex-login.log`` (-1 once closed or disabled)."""
@@ -267,13 +304,58 @@ class RotatingLoginFileHandler(logging.Handler):
             self.handleError(record)
 
     def _write(self, data: bytes) -> None:
-        if self.max_bytes > 0:
-            # The file's size now, other processes' appends included, as fstat's st_size gives it for a
-            # regular file (checked at open), without building a stat result (issue 9: once per event).
-            # Moving the offset changes nothing: O_APPEND writes at the end whatever it is.
+        # Another process sharing the log (an app-server, a second sign-in) may have rotated the file we hold
+        # open: it is then codex-login.log.N, or gone, and our lines would land there and be dropped with it.
+        # So, like logging.handlers.WatchedFileHandler, compare the path's file with ours and reopen when they
+        # differ. That stat costs ~3 us against lseek's 0.3 us (issue 9: ~8 events lie on the callback's path),
+        # so it is made at most once per watch_interval: the first line after a pause (the quiet process's
+        # case) is always checked, and a line of a burst that follows another process's rotation by less than
+        # the interval lands in codex-login.log.1: one generation older, not lost. Rotation always checks.
+        now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + self.watch_interval
+            size = self._size_of_current_file()
+        else:
+            # The file's size, other processes' appends included, without building a stat result.
             size = os.lseek(self._fd, 0, os.SEEK_END)
+        if self.max_bytes > 0 and size > 0 and size + len(data) > self.max_bytes:
+            self._rotate_and_write(data)
+            return
+        self._write_all(data)
+
+    def _size_of_current_file(self) -> int:
+        """The size of ``codex-login.log``, reopening it first if it is no longer the file we hold."""
+        try:
+            st = os.stat(LOG_FILE_NAME, dir_fd=self._dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == self._identity:
+            return st.st_size
+        # Rotated or removed by someone else (or replaced: the reopen's checks refuse a symlink or a stranger's
+        # file, and the handler then disables itself with its one warning).
+        self._reopen()
+        return os.lseek(self._fd, 0, os.SEEK_END)
+
+    def _reopen(self) -> None:
+        os.close(self._fd)
+        self._fd = -1
+        self._adopt(_open_file_at(self._dfd, self.path))
+
+    def _rotate_and_write(self, data: bytes) -> None:
+        # Processes sharing log_dir rotate one at a time (flock on the directory: no extra file to create and
+        # check), and each looks again once it holds the lock: the one before it may have rotated already.
+        if not _lock_dir(self._dfd):
+            self._write_all(data)
+            return
+        try:
+            size = self._size_of_current_file()
             if size > 0 and size + len(data) > self.max_bytes:
                 self._rotate()
+            self._write_all(data)
+        finally:
+            fcntl.flock(self._dfd, fcntl.LOCK_UN)
+
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -299,7 +381,7 @@ class RotatingLoginFileHandler(logging.Handler):
                 os.unlink(LOG_FILE_NAME, dir_fd=dfd)
         except FileNotFoundError:
             pass
-        self._fd = _open_file_at(dfd, self.path)
+        self._adopt(_open_file_at(dfd, self.path))
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Never print the record or its arguments: disable the handler with one fixed warning line."""
