@@ -868,6 +868,45 @@ def test_store_key_falls_back_to_the_raw_path(tmp_path: Path) -> None:
     assert store_key(missing) == "cli|" + hashlib.sha256(str(missing).encode()).hexdigest()[:16]
 
 
+def _home_behind_a_link(tmp_path: Path) -> Path:
+    """A CODEX_HOME that does not exist yet, reached through a symlink (``~/.codex`` with ``$HOME`` a link):
+    its store key changes from the raw path's hash to the canonical path's once the directory is created."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    return tmp_path / "link" / ".codex"
+
+
+def test_keyring_store_built_before_codex_home_exists_saves_where_later_reads_look(
+    tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    """What a sign-in does: build the store, then take the auth lock (which creates CODEX_HOME), then save."""
+    home = _home_behind_a_link(tmp_path)
+    raw_key = store_key(home)
+    store = KeyringStore(home)
+    auth = AuthDotJson.from_api_key("sk-new")
+    with auth_lock(home):
+        store.save(auth)
+    assert store_key(home) != raw_key  # the directory now exists: the canonical path is hashed
+    assert memory_keyring.entries == {(KEYRING_SERVICE, store_key(home)): auth.to_compact_json()}
+    assert KeyringStore(home).load() == auth
+    assert store.describe() == StoreInfo("keyring", f"Codex Auth / {store_key(home)}")
+    assert store.delete() is True
+    assert memory_keyring.entries == {}
+
+
+def test_ephemeral_store_built_before_codex_home_exists_saves_where_later_reads_look(tmp_path: Path) -> None:
+    home = _home_behind_a_link(tmp_path)
+    store = EphemeralStore(home)
+    home.mkdir()  # e.g. a log directory or another process creates it meanwhile
+    auth = AuthDotJson.from_api_key("sk-new")
+    try:
+        store.save(auth)
+        assert EphemeralStore(home).load() == auth
+    finally:
+        store.delete()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # KeyringStore
 

@@ -717,11 +717,21 @@ class KeyringStore(CredentialStore):
     ) -> None:
         super().__init__(warnings)
         self.codex_home = os.fspath(codex_home)
-        self.account = store_key(self.codex_home)
         self.timeout = timeout
         self.file = FileStore(self.codex_home, self.warnings)
         #: The message of the last keyring failure, for :meth:`describe`.
         self.last_error: str | None = None
+
+    @property
+    def account(self) -> str:
+        """The keyring account, worked out afresh at every use, as the reference does.
+
+        The key hashes the canonical CODEX_HOME, or the raw path while it does not exist, and a sign-in builds
+        its store before the auth lock creates the directory. A key fixed at construction saved under the raw
+        path's hash while every later read looked under the canonical one ("Successfully logged in", then
+        "Not logged in"). Each operation works it out once: one ``realpath``, as construction did before.
+        """
+        return store_key(self.codex_home)
 
     def defer_directory_sync(self) -> None:
         self.file.defer_directory_sync()
@@ -777,10 +787,11 @@ class KeyringStore(CredentialStore):
 
     def delete_entry(self) -> bool:
         """Remove the keyring entry only; True if it existed."""
+        account = self.account  # once: the existence check and the delete must name the same entry
         try:
-            existed = self._call("get_password", KEYRING_SERVICE, self.account) is not None
+            existed = self._call("get_password", KEYRING_SERVICE, account) is not None
             if existed:
-                self._call("delete_password", KEYRING_SERVICE, self.account)
+                self._call("delete_password", KEYRING_SERVICE, account)
         except _KeyringCallError as err:
             raise StorageError(f"failed to delete auth from keyring: {err}") from None
         self.last_error = None
@@ -898,25 +909,33 @@ class EphemeralStore(CredentialStore):
 
     def __init__(self, codex_home: StrPath, warnings: list[str] | None = None) -> None:
         super().__init__(warnings)
-        self.key = store_key(codex_home)
+        self.codex_home = os.fspath(codex_home)
+
+    @property
+    def key(self) -> str:
+        """Worked out at every use, like :attr:`KeyringStore.account` (CODEX_HOME may appear meanwhile)."""
+        return store_key(self.codex_home)
 
     def load(self) -> AuthDotJson | None:
         import copy
 
+        key = self.key
         with _EPHEMERAL_GUARD:
-            auth = _EPHEMERAL.get(self.key)
+            auth = _EPHEMERAL.get(key)
             return copy.deepcopy(auth) if auth is not None else None
 
     def save(self, auth: AuthDotJson) -> str:
         import copy
 
+        key = self.key
         with _EPHEMERAL_GUARD:
-            _EPHEMERAL[self.key] = copy.deepcopy(auth)
+            _EPHEMERAL[key] = copy.deepcopy(auth)
         return "ephemeral"
 
     def delete(self) -> bool:
+        key = self.key
         with _EPHEMERAL_GUARD:
-            return _EPHEMERAL.pop(self.key, None) is not None
+            return _EPHEMERAL.pop(key, None) is not None
 
     def describe(self) -> StoreInfo:
         return StoreInfo("ephemeral", f"process memory ({self.key})")
