@@ -1283,6 +1283,19 @@ def test_lock_creates_codex_home(tmp_path: Path) -> None:
     assert (home / ".auth.lock").exists()
 
 
+def test_store_lock_takes_the_on_disk_lock_except_for_ephemeral_credentials(tmp_path: Path) -> None:
+    ephemeral_home = tmp_path / "memory-only"
+    with storage.store_lock(ephemeral_home, StoreMode.EPHEMERAL):
+        pass
+    assert not ephemeral_home.exists()  # process memory: nothing created on disk
+    for mode in (StoreMode.FILE, StoreMode.KEYRING, StoreMode.AUTO):
+        home = tmp_path / mode.value
+        with storage.store_lock(home, mode):
+            assert (home / ".auth.lock").exists()
+            proc = run_python(LOCK_CHILD, str(home), "0.1")
+            assert proc.stdout.startswith("refused:timed out"), proc.stdout
+
+
 def test_lock_refuses_a_symlinked_lock_file(home: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")

@@ -101,6 +101,7 @@ __all__ = [
     "load_auth",
     "parse_timestamp",
     "store_key",
+    "store_lock",
 ]
 
 LOCK_FILE_NAME = ".auth.lock"
@@ -1049,6 +1050,23 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> con
     import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
 
     return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout)
+
+
+def store_lock(
+    codex_home: StrPath, mode: StoreMode | str, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
+    """The lock to hold while saving a sign-in to the store of ``mode``.
+
+    :func:`auth_lock` for the stores on disk or in the keyring. Ephemeral credentials live in this process's
+    memory, which no other process reads: there is nothing to serialize with, and taking the on-disk lock
+    would create CODEX_HOME and ``.auth.lock`` (or fail on a read-only CODEX_HOME) for a store that never
+    touches the disk.
+    """
+    import contextlib
+
+    if StoreMode(mode) is StoreMode.EPHEMERAL:
+        return contextlib.nullcontext()
+    return auth_lock(codex_home, timeout)
 
 
 def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
