@@ -4,6 +4,7 @@ keyring / auto / ephemeral stores and their warnings, and the cross-process auth
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -1294,6 +1295,94 @@ def test_store_lock_takes_the_on_disk_lock_except_for_ephemeral_credentials(tmp_
             assert (home / ".auth.lock").exists()
             proc = run_python(LOCK_CHILD, str(home), "0.1")
             assert proc.stdout.startswith("refused:timed out"), proc.stdout
+
+
+def _read_only_lock_path(monkeypatch: pytest.MonkeyPatch, home: Path) -> list[int]:
+    """Make opening ``home/.auth.lock`` for writing (or creating it) fail with EROFS, as on a read-only
+    mount. chmod cannot stand in for that: CI runs as root, where permissions do not stop writes.
+    Returns the flags of every open of the lock path."""
+    real_open = os.open
+    lock_path = os.fspath(home / ".auth.lock")
+    flags_seen: list[int] = []
+
+    def fake_open(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock_path:
+            flags_seen.append(flags)
+            if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), lock_path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    return flags_seen
+
+
+def test_lock_on_a_read_only_home_opens_an_existing_lock_file_read_only(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock needs no write access: an existing lock file on a read-only CODEX_HOME still excludes others."""
+    (home / ".auth.lock").touch(mode=0o600)
+    flags_seen = _read_only_lock_path(monkeypatch, home)
+    with auth_lock(home):
+        assert flags_seen[-1] & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) == 0
+        proc = run_python(LOCK_CHILD, str(home), "0.2")  # a process whose os.open is the real one
+        assert proc.stdout.startswith("refused:timed out after 0.2 s waiting for the auth lock "), proc.stdout
+    proc = run_python(LOCK_CHILD, str(home), "5")
+    assert proc.stdout.strip() == "acquired"
+
+
+def test_a_lock_file_that_cannot_be_created_stops_only_the_file_store(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only CODEX_HOME without a lock file: nobody can hold one, so a keyring (or auto) save goes ahead;
+    the strict lock (file store, refresh) still reports the read-only file system."""
+    _read_only_lock_path(monkeypatch, home)
+    for mode in (StoreMode.KEYRING, StoreMode.AUTO):
+        with storage.store_lock(home, mode):
+            pass
+    read_only = f"failed to open the auth lock {home / '.auth.lock'}: Read-only file system"
+    with pytest.raises(StorageError) as info, storage.store_lock(home, StoreMode.FILE):
+        pass
+    assert str(info.value) == read_only
+    with pytest.raises(StorageError) as info, auth_lock(home):
+        pass
+    assert str(info.value) == read_only
+    assert tree(home) == []
+
+
+def test_a_codex_home_that_cannot_be_created_stops_only_the_file_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "missing" / "home"
+
+    def read_only_mkdir(path: str | os.PathLike[str], mode: int = 0o777, **kwargs: int) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+    monkeypatch.setattr(os, "mkdir", read_only_mkdir)
+    with storage.store_lock(home, StoreMode.KEYRING):
+        pass
+    with pytest.raises(StorageError, match=r"^failed to create .*: Read-only file system$"):
+        with storage.store_lock(home, StoreMode.FILE):
+            pass
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_lock_file_that_exists_but_cannot_be_opened_is_not_skipped(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's unreadable lock file may be held: even a keyring save must not go ahead without it."""
+    (home / ".auth.lock").touch(mode=0o600)
+    real_open = os.open
+    lock_path = os.fspath(home / ".auth.lock")
+
+    def denied(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock_path:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), lock_path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(StorageError, match=r"^failed to open the auth lock .*: Permission denied$"):
+        with storage.store_lock(home, StoreMode.KEYRING):
+            pass
 
 
 def test_lock_refuses_a_symlinked_lock_file(home: Path, tmp_path: Path) -> None:

@@ -1018,14 +1018,43 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
+#: Errors that say "this process may not write here" (a read-only mount, a directory or lock file that
+#: belongs to someone else, an immutable file), as opposed to a broken path.
+_UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class _NoLockFile(StorageError):
+    """``.auth.lock`` does not exist and cannot be created: no process can be holding it."""
+
+
+def _open_lock_file(path: str) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
     except OSError as err:
-        raise StorageError(f"failed to open the auth lock {path}: {_os_error_text(err)}") from None
+        failure = err
+    message = f"failed to open the auth lock {path}: {_os_error_text(failure)}"
+    if failure.errno not in _UNWRITABLE_ERRNOS:
+        raise StorageError(message) from None
+    # A read-only CODEX_HOME (or a lock file another user made): flock needs no write access, so an existing
+    # lock file is opened read-only and locked like any other. Only tried after the usual open failed, so
+    # the common path makes the one system call it always made.
+    try:
+        return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except FileNotFoundError:
+        raise _NoLockFile(message) from None
+    except OSError:
+        raise StorageError(message) from None
+
+
+def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
+    fd = _open_lock_file(path)
     try:
         while True:
-            if _try_lock(fd):
+            try:
+                locked = _try_lock(fd)
+            except OSError as err:  # e.g. NFS, where an exclusive lock needs a writable descriptor
+                raise StorageError(f"failed to lock the auth lock {path}: {_os_error_text(err)}") from None
+            if locked:
                 return fd
             if time.monotonic() >= deadline:
                 raise StorageError(
@@ -1045,7 +1074,8 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> con
     Used around load-refresh-save and login persistence so two processes never spend the same refresh
     token. Waits up to ``timeout`` seconds (polling every 50 ms), then raises :class:`StorageError`.
     Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
-    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing.
+    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing. An
+    existing lock file that cannot be opened for writing (read-only CODEX_HOME) is opened read-only.
     """
     import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
 
@@ -1057,19 +1087,28 @@ def store_lock(
 ) -> contextlib.AbstractContextManager[None]:
     """The lock to hold while saving a sign-in to the store of ``mode``.
 
-    :func:`auth_lock` for the stores on disk or in the keyring. Ephemeral credentials live in this process's
+    :func:`auth_lock` for the stores on disk or in the keyring (keyring and auto go ahead without it when it
+    cannot exist, see below). Ephemeral credentials live in this process's
     memory, which no other process reads: there is nothing to serialize with, and taking the on-disk lock
     would create CODEX_HOME and ``.auth.lock`` (or fail on a read-only CODEX_HOME) for a store that never
     touches the disk.
     """
     import contextlib
 
-    if StoreMode(mode) is StoreMode.EPHEMERAL:
+    mode = StoreMode(mode)
+    if mode is StoreMode.EPHEMERAL:
         return contextlib.nullcontext()
-    return auth_lock(codex_home, timeout)
+    if mode is StoreMode.FILE:
+        return auth_lock(codex_home, timeout)
+    # The keyring needs nothing written in CODEX_HOME. When the lock file does not exist and cannot be
+    # created there (read-only or someone else's directory), no process can be holding it, so the save goes
+    # ahead without it rather than failing a keyring sign-in over a file it never needed. If auto mode
+    # then falls back to auth.json, that write fails with its own, clearer error. The file store keeps the
+    # strict lock: it could not write there anyway, and refresh (load-modify-save) uses auth_lock itself.
+    return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout, True)
 
 
-def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
+def _hold_auth_lock(codex_home: StrPath, timeout: float, skip_if_impossible: bool = False) -> Iterator[None]:
     home = os.fspath(codex_home)
     path = os.path.join(home, LOCK_FILE_NAME)
     key = os.path.abspath(path)
@@ -1083,11 +1122,7 @@ def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
         )
     try:
         if state.depth == 0:
-            try:
-                _ensure_dir(home)
-            except OSError as err:
-                raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
-            state.fd = _acquire_file_lock(path, deadline, timeout)
+            state.fd = _open_and_lock(home, path, deadline, timeout, skip_if_impossible)
         state.depth += 1
         try:
             yield
@@ -1095,6 +1130,24 @@ def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
             state.depth -= 1
             if state.depth == 0:
                 fd, state.fd = state.fd, -1
-                os.close(fd)  # releases the flock
+                if fd >= 0:
+                    os.close(fd)  # releases the flock
     finally:
         state.guard.release()
+
+
+def _open_and_lock(home: str, path: str, deadline: float, timeout: float, skip_if_impossible: bool) -> int:
+    """The locked descriptor, or -1 when ``skip_if_impossible`` and the lock file cannot exist (see
+    :func:`store_lock`); this thread still holds the in-process guard either way."""
+    try:
+        _ensure_dir(home)
+    except OSError as err:
+        if skip_if_impossible and err.errno in _UNWRITABLE_ERRNOS:
+            return -1  # CODEX_HOME cannot be created, so neither can anyone's lock file in it
+        raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
+    try:
+        return _acquire_file_lock(path, deadline, timeout)
+    except _NoLockFile:
+        if skip_if_impossible:
+            return -1
+        raise
