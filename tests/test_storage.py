@@ -974,6 +974,30 @@ def test_keyring_fallback_file_removal_failure_is_a_warning(home: Path, memory_k
     ]
 
 
+def test_keyring_save_on_a_read_only_home_warns_only_about_an_auth_json_that_exists(
+    home: Path, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """unlink on a read-only mount fails with EROFS whether or not the file is there (simulated: chmod does
+    not stop root in CI). A missing auth.json is nothing to remove; one that is there is still reported."""
+    auth_file = os.fspath(home / "auth.json")
+    real_unlink = os.unlink
+
+    def read_only_unlink(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if os.fspath(path) == auth_file:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), auth_file)
+        real_unlink(path)
+
+    monkeypatch.setattr(os, "unlink", read_only_unlink)
+    store = KeyringStore(home)
+    assert store.save(AuthDotJson.from_api_key("sk")) == "keyring"
+    assert store.warnings == []
+    (home / "auth.json").write_text("{}")
+    assert store.save(AuthDotJson.from_api_key("sk")) == "keyring"
+    assert store.warnings == [
+        f"failed to remove CLI auth fallback file: failed to delete {auth_file}: Read-only file system"
+    ]
+
+
 def test_keyring_delete_removes_entry_and_file(home: Path, memory_keyring: MemoryKeyring) -> None:
     store = KeyringStore(home)
     store.save(AuthDotJson.from_api_key("sk"))

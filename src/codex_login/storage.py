@@ -644,6 +644,11 @@ class FileStore(CredentialStore):
         except FileNotFoundError:
             return False
         except OSError as err:
+            # unlink on a read-only mount fails with EROFS even when there is no file: nothing to remove is
+            # not an error (a keyring save would otherwise warn about an auth.json that does not exist).
+            # Checked only here, after a failure, so a delete costs no extra system call otherwise.
+            if err.errno == errno.EROFS and not os.path.lexists(self.auth_file):
+                return False
             raise StorageError(f"failed to delete {self.auth_file}: {_os_error_text(err)}") from None
         return True
 
