@@ -1409,6 +1409,27 @@ def test_a_lock_file_that_exists_but_cannot_be_opened_is_not_skipped(
             pass
 
 
+def test_a_lock_that_cannot_be_taken_is_a_storage_error_naming_it(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock can fail outright (NFS refuses an exclusive lock on a read-only descriptor with EBADF): callers
+    get a StorageError about the lock, not a bare OSError, and the descriptor is closed."""
+    closed: list[int] = []
+    real_close = os.close
+
+    def ebadf(fd: int) -> bool:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def recording_close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(storage, "_try_lock", ebadf)
+    monkeypatch.setattr(os, "close", recording_close)
+    with pytest.raises(StorageError) as info, auth_lock(home, timeout=0.1):
+        pass
+    assert str(info.value) == f"failed to lock the auth lock {home / '.auth.lock'}: Bad file descriptor"
+    assert len(closed) == 1
+
+
 def test_lock_refuses_a_symlinked_lock_file(home: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep")
