@@ -1038,6 +1038,61 @@ def test_keyring_timeout(home: Path, hanging_keyring: HangingKeyring) -> None:
     assert loaded.openai_api_key == "sk"
 
 
+class SlowToWrite(MemoryKeyring):
+    """Reads answer at once; writes and deletes wait until released (an unlock prompt answered late)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.release.wait(30)
+        super().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.release.wait(30)
+        super().delete_password(service, username)
+
+
+def test_a_keyring_write_that_misses_its_deadline_says_it_may_still_land(home: Path) -> None:
+    """The abandoned write is not cancelled: the error must not promise that the old credentials are kept."""
+    backend = SlowToWrite()
+    keyring.set_keyring(backend)
+    old, new = AuthDotJson.from_api_key(f"sk-old-{CANARY}"), AuthDotJson.from_api_key(f"sk-new-{CANARY}")
+    entry = (KEYRING_SERVICE, store_key(home))
+    backend.entries[entry] = old.to_compact_json()
+    store = KeyringStore(home, timeout=0.2)
+    try:
+        with pytest.raises(AuthSaveError) as info:
+            store.save(new)
+    finally:
+        backend.release.set()
+    assert str(info.value) == (
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
+    )
+    assert CANARY not in str(info.value)
+    join_stuck_keyring_calls()
+    assert backend.entries[entry] == new.to_compact_json()  # what the message warned about
+
+
+def test_a_keyring_delete_that_misses_its_deadline_says_it_may_still_happen(home: Path) -> None:
+    backend = SlowToWrite()
+    keyring.set_keyring(backend)
+    backend.entries[(KEYRING_SERVICE, store_key(home))] = AuthDotJson.from_api_key("sk").to_compact_json()
+    try:
+        with pytest.raises(StorageError) as info:
+            KeyringStore(home, timeout=0.2).delete_entry()
+    finally:
+        backend.release.set()
+    assert str(info.value) == (
+        "failed to delete auth from keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still delete it when it answers"
+    )
+    join_stuck_keyring_calls()
+    assert backend.entries == {}
+
+
 def test_keyring_package_missing(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "keyring", None)
     missing = "the keyring store needs the optional dependency: pip install 'codex-login[keyring]'"
@@ -1126,9 +1181,13 @@ def test_auto_timeout_falls_back(home: Path, hanging_keyring: HangingKeyring) ->
     assert store.save(AuthDotJson.from_api_key("sk")) == "file_fallback"
     assert store.warnings == [
         "failed to save auth to keyring, falling back to file storage: "
-        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s"
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
     ]
-    assert store.describe().reason == "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s"
+    assert store.describe().reason == (
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
+    )
 
 
 def test_auto_delete(home: Path, memory_keyring: MemoryKeyring) -> None:

@@ -661,7 +661,15 @@ class FileStore(CredentialStore):
 
 
 class _KeyringCallError(Exception):
-    """A keyring call failed or timed out; ``str()`` is safe to show."""
+    """A keyring call failed or timed out; ``str()`` is safe to show.
+
+    ``still_running``: this call timed out and its worker is still waiting on the keyring, so the call may
+    yet take effect (a write may land after it was reported as failed).
+    """
+
+    def __init__(self, message: str, *, still_running: bool = False) -> None:
+        super().__init__(message)
+        self.still_running = still_running
 
 
 # ``_thread.allocate_lock`` is what ``threading.Lock`` is; importing threading waits until a thread is needed.
@@ -692,7 +700,7 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
     if worker.is_alive():
         with _HUNG_GUARD:
             _HUNG_CALL[:] = [worker]
-        raise _KeyringCallError(message)
+        raise _KeyringCallError(message, still_running=True)
     if failure is not None:
         raise _KeyringCallError(_describe_exception(failure))
     return result
@@ -783,7 +791,13 @@ class KeyringStore(CredentialStore):
         try:
             self._call("set_password", KEYRING_SERVICE, self.account, value)
         except _KeyringCallError as err:
-            raise AuthSaveError(f"failed to write OAuth tokens to keyring: {err}") from None
+            # A write that missed its deadline is abandoned, not cancelled: if the keyring answers later
+            # (an unlock prompt accepted late), the new credentials are stored after all. Say so rather
+            # than claim the old ones are certainly kept. Undoing the late write from the worker was
+            # considered and rejected: after a refresh the old refresh token is already spent, and in auto
+            # mode auth.json holds these same new credentials, which a restored keyring entry would hide.
+            late = "; the keyring may still store them when it answers" if err.still_running else ""
+            raise AuthSaveError(f"failed to write OAuth tokens to keyring: {err}{late}") from None
         self.last_error = None
         try:
             self.file.delete()
@@ -794,12 +808,14 @@ class KeyringStore(CredentialStore):
     def delete_entry(self) -> bool:
         """Remove the keyring entry only; True if it existed."""
         account = self.account  # once: the existence check and the delete must name the same entry
+        existed = False  # until the check answers: a timed-out check deleted nothing
         try:
             existed = self._call("get_password", KEYRING_SERVICE, account) is not None
             if existed:
                 self._call("delete_password", KEYRING_SERVICE, account)
         except _KeyringCallError as err:
-            raise StorageError(f"failed to delete auth from keyring: {err}") from None
+            late = "; the keyring may still delete it when it answers" if err.still_running and existed else ""
+            raise StorageError(f"failed to delete auth from keyring: {err}{late}") from None
         self.last_error = None
         return existed
 
