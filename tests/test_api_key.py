@@ -209,6 +209,57 @@ def test_library_login_with_api_key(codex_home: Path) -> None:
     assert "sk-a" not in str(caught.value)
 
 
+def test_library_keyring_login_into_a_missing_codex_home_is_found_by_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default ~/.codex not created yet, $HOME reached through a symlink: the key is saved under the
+    entry later reads look up (the canonical path's hash), not the one of the path before it existed."""
+    import keyring
+    import keyring.core
+
+    from codex_login.storage import KEYRING_SERVICE, store_key
+    from tests.support.memory_keyring import MemoryKeyring
+
+    backend = MemoryKeyring()
+    monkeypatch.setattr(keyring.core, "_keyring_backend", backend)
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    home = tmp_path / "link" / ".codex"
+    assert login_with_api_key(home, KEY, "keyring") == "keyring"
+    assert list(backend.entries) == [(KEYRING_SERVICE, store_key(home))]
+    auth = load_auth(home, "keyring")
+    assert auth is not None and auth.openai_api_key == KEY
+
+
+def test_library_keyring_login_with_a_read_only_codex_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyring mode writes nothing in CODEX_HOME: a read-only one (no .auth.lock yet) must not fail the login.
+    os.open raises EROFS for the lock file as a read-only mount would (chmod does not stop root in CI)."""
+    import errno
+
+    import keyring.core
+
+    from tests.support.memory_keyring import MemoryKeyring
+
+    backend = MemoryKeyring()
+    monkeypatch.setattr(keyring.core, "_keyring_backend", backend)
+    home = tmp_path / "read-only-home"
+    home.mkdir()
+    lock_path = str(home / ".auth.lock")
+    real_open = os.open
+
+    def read_only(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock_path and flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), lock_path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert login_with_api_key(home, KEY, "keyring") == "keyring"
+    auth = load_auth(home, "keyring")
+    assert auth is not None and auth.openai_api_key == KEY
+    assert list(home.iterdir()) == []
+
+
 def test_read_api_key_limits() -> None:
     import io
 

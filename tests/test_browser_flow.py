@@ -516,6 +516,21 @@ def test_success_redirect_is_written_before_the_directory_sync(
     assert sorted(events) == ["redirect 302", f"sync {codex_home}"]
 
 
+def test_ephemeral_sign_in_takes_no_on_disk_lock(issuer: ScriptedIssuer, tmp_path: Path) -> None:
+    """Ephemeral credentials stay in process memory: the save must not take $CODEX_HOME/.auth.lock, which
+    would create CODEX_HOME (and fail on a read-only one). The device-code and API-key sign-ins already skip it."""
+    from codex_login.storage import load_auth
+
+    home = tmp_path / "never-created"
+    server = start(home, issuer.url, store_mode="ephemeral")
+    assert callback(server, f"code=abc&state={STATE}").status_code == 200
+    result = server.block_until_done(10)
+    assert isinstance(result, LoginSuccess) and result.store == "ephemeral"
+    assert not home.exists()
+    saved = load_auth(home, "ephemeral")
+    assert saved is not None and saved.tokens is not None and saved.tokens.access_token == "access-123"
+
+
 def test_an_attempt_ended_at_once_is_done_only_after_its_tls_setup(issuer: ScriptedIssuer, codex_home: Path) -> None:
     """A /cancel right after the start ends the attempt while the worker may still load the TLS trust store;
     block_until_done returns once that step is over, so a process exiting then does not run OpenSSL's exit-time

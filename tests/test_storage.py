@@ -4,6 +4,7 @@ keyring / auto / ephemeral stores and their warnings, and the cross-process auth
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -868,6 +869,45 @@ def test_store_key_falls_back_to_the_raw_path(tmp_path: Path) -> None:
     assert store_key(missing) == "cli|" + hashlib.sha256(str(missing).encode()).hexdigest()[:16]
 
 
+def _home_behind_a_link(tmp_path: Path) -> Path:
+    """A CODEX_HOME that does not exist yet, reached through a symlink (``~/.codex`` with ``$HOME`` a link):
+    its store key changes from the raw path's hash to the canonical path's once the directory is created."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    return tmp_path / "link" / ".codex"
+
+
+def test_keyring_store_built_before_codex_home_exists_saves_where_later_reads_look(
+    tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    """What a sign-in does: build the store, then take the auth lock (which creates CODEX_HOME), then save."""
+    home = _home_behind_a_link(tmp_path)
+    raw_key = store_key(home)
+    store = KeyringStore(home)
+    auth = AuthDotJson.from_api_key("sk-new")
+    with auth_lock(home):
+        store.save(auth)
+    assert store_key(home) != raw_key  # the directory now exists: the canonical path is hashed
+    assert memory_keyring.entries == {(KEYRING_SERVICE, store_key(home)): auth.to_compact_json()}
+    assert KeyringStore(home).load() == auth
+    assert store.describe() == StoreInfo("keyring", f"Codex Auth / {store_key(home)}")
+    assert store.delete() is True
+    assert memory_keyring.entries == {}
+
+
+def test_ephemeral_store_built_before_codex_home_exists_saves_where_later_reads_look(tmp_path: Path) -> None:
+    home = _home_behind_a_link(tmp_path)
+    store = EphemeralStore(home)
+    home.mkdir()  # e.g. a log directory or another process creates it meanwhile
+    auth = AuthDotJson.from_api_key("sk-new")
+    try:
+        store.save(auth)
+        assert EphemeralStore(home).load() == auth
+    finally:
+        store.delete()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # KeyringStore
 
@@ -934,6 +974,30 @@ def test_keyring_fallback_file_removal_failure_is_a_warning(home: Path, memory_k
     ]
 
 
+def test_keyring_save_on_a_read_only_home_warns_only_about_an_auth_json_that_exists(
+    home: Path, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """unlink on a read-only mount fails with EROFS whether or not the file is there (simulated: chmod does
+    not stop root in CI). A missing auth.json is nothing to remove; one that is there is still reported."""
+    auth_file = os.fspath(home / "auth.json")
+    real_unlink = os.unlink
+
+    def read_only_unlink(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if os.fspath(path) == auth_file:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), auth_file)
+        real_unlink(path)
+
+    monkeypatch.setattr(os, "unlink", read_only_unlink)
+    store = KeyringStore(home)
+    assert store.save(AuthDotJson.from_api_key("sk")) == "keyring"
+    assert store.warnings == []
+    (home / "auth.json").write_text("{}")
+    assert store.save(AuthDotJson.from_api_key("sk")) == "keyring"
+    assert store.warnings == [
+        f"failed to remove CLI auth fallback file: failed to delete {auth_file}: Read-only file system"
+    ]
+
+
 def test_keyring_delete_removes_entry_and_file(home: Path, memory_keyring: MemoryKeyring) -> None:
     store = KeyringStore(home)
     store.save(AuthDotJson.from_api_key("sk"))
@@ -972,6 +1036,61 @@ def test_keyring_timeout(home: Path, hanging_keyring: HangingKeyring) -> None:
     loaded = store.load()
     assert loaded is not None
     assert loaded.openai_api_key == "sk"
+
+
+class SlowToWrite(MemoryKeyring):
+    """Reads answer at once; writes and deletes wait until released (an unlock prompt answered late)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.release.wait(30)
+        super().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.release.wait(30)
+        super().delete_password(service, username)
+
+
+def test_a_keyring_write_that_misses_its_deadline_says_it_may_still_land(home: Path) -> None:
+    """The abandoned write is not cancelled: the error must not promise that the old credentials are kept."""
+    backend = SlowToWrite()
+    keyring.set_keyring(backend)
+    old, new = AuthDotJson.from_api_key(f"sk-old-{CANARY}"), AuthDotJson.from_api_key(f"sk-new-{CANARY}")
+    entry = (KEYRING_SERVICE, store_key(home))
+    backend.entries[entry] = old.to_compact_json()
+    store = KeyringStore(home, timeout=0.2)
+    try:
+        with pytest.raises(AuthSaveError) as info:
+            store.save(new)
+    finally:
+        backend.release.set()
+    assert str(info.value) == (
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
+    )
+    assert CANARY not in str(info.value)
+    join_stuck_keyring_calls()
+    assert backend.entries[entry] == new.to_compact_json()  # what the message warned about
+
+
+def test_a_keyring_delete_that_misses_its_deadline_says_it_may_still_happen(home: Path) -> None:
+    backend = SlowToWrite()
+    keyring.set_keyring(backend)
+    backend.entries[(KEYRING_SERVICE, store_key(home))] = AuthDotJson.from_api_key("sk").to_compact_json()
+    try:
+        with pytest.raises(StorageError) as info:
+            KeyringStore(home, timeout=0.2).delete_entry()
+    finally:
+        backend.release.set()
+    assert str(info.value) == (
+        "failed to delete auth from keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still delete it when it answers"
+    )
+    join_stuck_keyring_calls()
+    assert backend.entries == {}
 
 
 def test_keyring_package_missing(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1062,9 +1181,13 @@ def test_auto_timeout_falls_back(home: Path, hanging_keyring: HangingKeyring) ->
     assert store.save(AuthDotJson.from_api_key("sk")) == "file_fallback"
     assert store.warnings == [
         "failed to save auth to keyring, falling back to file storage: "
-        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s"
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
     ]
-    assert store.describe().reason == "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s"
+    assert store.describe().reason == (
+        "failed to write OAuth tokens to keyring: keyring did not answer within 0.2 s; "
+        "the keyring may still store them when it answers"
+    )
 
 
 def test_auto_delete(home: Path, memory_keyring: MemoryKeyring) -> None:
@@ -1242,6 +1365,128 @@ def test_lock_creates_codex_home(tmp_path: Path) -> None:
     with auth_lock(home):
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert (home / ".auth.lock").exists()
+
+
+def test_store_lock_takes_the_on_disk_lock_except_for_ephemeral_credentials(tmp_path: Path) -> None:
+    ephemeral_home = tmp_path / "memory-only"
+    with storage.store_lock(ephemeral_home, StoreMode.EPHEMERAL):
+        pass
+    assert not ephemeral_home.exists()  # process memory: nothing created on disk
+    for mode in (StoreMode.FILE, StoreMode.KEYRING, StoreMode.AUTO):
+        home = tmp_path / mode.value
+        with storage.store_lock(home, mode):
+            assert (home / ".auth.lock").exists()
+            proc = run_python(LOCK_CHILD, str(home), "0.1")
+            assert proc.stdout.startswith("refused:timed out"), proc.stdout
+
+
+def _read_only_lock_path(monkeypatch: pytest.MonkeyPatch, home: Path) -> list[int]:
+    """Make opening ``home/.auth.lock`` for writing (or creating it) fail with EROFS, as on a read-only
+    mount. chmod cannot stand in for that: CI runs as root, where permissions do not stop writes.
+    Returns the flags of every open of the lock path."""
+    real_open = os.open
+    lock_path = os.fspath(home / ".auth.lock")
+    flags_seen: list[int] = []
+
+    def fake_open(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock_path:
+            flags_seen.append(flags)
+            if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), lock_path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    return flags_seen
+
+
+def test_lock_on_a_read_only_home_opens_an_existing_lock_file_read_only(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock needs no write access: an existing lock file on a read-only CODEX_HOME still excludes others."""
+    (home / ".auth.lock").touch(mode=0o600)
+    flags_seen = _read_only_lock_path(monkeypatch, home)
+    with auth_lock(home):
+        assert flags_seen[-1] & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) == 0
+        proc = run_python(LOCK_CHILD, str(home), "0.2")  # a process whose os.open is the real one
+        assert proc.stdout.startswith("refused:timed out after 0.2 s waiting for the auth lock "), proc.stdout
+    proc = run_python(LOCK_CHILD, str(home), "5")
+    assert proc.stdout.strip() == "acquired"
+
+
+def test_a_lock_file_that_cannot_be_created_stops_only_the_file_store(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only CODEX_HOME without a lock file: nobody can hold one, so a keyring (or auto) save goes ahead;
+    the strict lock (file store, refresh) still reports the read-only file system."""
+    _read_only_lock_path(monkeypatch, home)
+    for mode in (StoreMode.KEYRING, StoreMode.AUTO):
+        with storage.store_lock(home, mode):
+            pass
+    read_only = f"failed to open the auth lock {home / '.auth.lock'}: Read-only file system"
+    with pytest.raises(StorageError) as info, storage.store_lock(home, StoreMode.FILE):
+        pass
+    assert str(info.value) == read_only
+    with pytest.raises(StorageError) as info, auth_lock(home):
+        pass
+    assert str(info.value) == read_only
+    assert tree(home) == []
+
+
+def test_a_codex_home_that_cannot_be_created_stops_only_the_file_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "missing" / "home"
+
+    def read_only_mkdir(path: str | os.PathLike[str], mode: int = 0o777, **kwargs: int) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+    monkeypatch.setattr(os, "mkdir", read_only_mkdir)
+    with storage.store_lock(home, StoreMode.KEYRING):
+        pass
+    with pytest.raises(StorageError, match=r"^failed to create .*: Read-only file system$"):
+        with storage.store_lock(home, StoreMode.FILE):
+            pass
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_lock_file_that_exists_but_cannot_be_opened_is_not_skipped(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's unreadable lock file may be held: even a keyring save must not go ahead without it."""
+    (home / ".auth.lock").touch(mode=0o600)
+    real_open = os.open
+    lock_path = os.fspath(home / ".auth.lock")
+
+    def denied(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock_path:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), lock_path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(StorageError, match=r"^failed to open the auth lock .*: Permission denied$"):
+        with storage.store_lock(home, StoreMode.KEYRING):
+            pass
+
+
+def test_a_lock_that_cannot_be_taken_is_a_storage_error_naming_it(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock can fail outright (NFS refuses an exclusive lock on a read-only descriptor with EBADF): callers
+    get a StorageError about the lock, not a bare OSError, and the descriptor is closed."""
+    closed: list[int] = []
+    real_close = os.close
+
+    def ebadf(fd: int) -> bool:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def recording_close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(storage, "_try_lock", ebadf)
+    monkeypatch.setattr(os, "close", recording_close)
+    with pytest.raises(StorageError) as info, auth_lock(home, timeout=0.1):
+        pass
+    assert str(info.value) == f"failed to lock the auth lock {home / '.auth.lock'}: Bad file descriptor"
+    assert len(closed) == 1
 
 
 def test_lock_refuses_a_symlinked_lock_file(home: Path, tmp_path: Path) -> None:

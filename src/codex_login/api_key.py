@@ -6,7 +6,6 @@ whether it looks like an OpenAI key (``sk-``), nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import BinaryIO
 
@@ -72,7 +71,7 @@ def login_with_api_key(
     Surrounding whitespace is trimmed; a key with whitespace or control characters inside is refused.
     Store fallback warnings (``auto`` mode) are appended to ``warnings``. Raises :class:`LoginError`.
     """
-    from .storage import AuthDotJson, StoreMode, auth_lock, create_store
+    from .storage import AuthDotJson, StoreMode, create_store, store_lock
 
     key = api_key.strip()
     problem = api_key_problem(key)
@@ -82,10 +81,8 @@ def login_with_api_key(
     events.api_key_received(key_len=len(key), looks_like_openai_key=key.startswith("sk-"))
     mode = StoreMode(store_mode)
     store = create_store(codex_home, mode)
-    # Process memory needs no cross-process lock (and taking it would create CODEX_HOME on disk).
-    lock = contextlib.nullcontext() if mode is StoreMode.EPHEMERAL else auth_lock(codex_home)
     try:
-        with lock:
+        with store_lock(codex_home, mode):
             where = store.save(AuthDotJson.from_api_key(key))
     except LoginError as err:
         events.credentials_not_saved(

@@ -1306,11 +1306,12 @@ class LoginServer:
         self, id_token: str, access_token: str, refresh_token: str, api_key: str | None, info: object
     ) -> LoginSuccess | None:
         """Save the credentials; None (nothing written) if the attempt ended while the auth lock was awaited."""
-        from .storage import AuthDotJson, AuthMode, StoreMode, TokenData, auth_lock, create_store
+        from .storage import AuthDotJson, AuthMode, StoreMode, TokenData, create_store, store_lock
         from .token_data import IdTokenInfo
 
         assert isinstance(info, IdTokenInfo)
-        store = create_store(self.options.codex_home, StoreMode(self.options.store_mode))
+        mode = StoreMode(self.options.store_mode)
+        store = create_store(self.options.codex_home, mode)
         store.defer_directory_sync()
         auth = AuthDotJson(
             auth_mode=AuthMode.CHATGPT,
@@ -1324,7 +1325,8 @@ class LoginServer:
             last_refresh=datetime.now(UTC),
         )
         try:
-            with auth_lock(self.options.codex_home), self._commit:
+            # No on-disk lock for ephemeral credentials (store_lock): it would create CODEX_HOME.
+            with store_lock(self.options.codex_home, mode), self._commit:
                 if self.done:
                     return None  # a cancel, the timeout or Ctrl-C came first (see __init__, _commit)
                 where = store.save(auth)

@@ -101,6 +101,7 @@ __all__ = [
     "load_auth",
     "parse_timestamp",
     "store_key",
+    "store_lock",
 ]
 
 LOCK_FILE_NAME = ".auth.lock"
@@ -643,6 +644,11 @@ class FileStore(CredentialStore):
         except FileNotFoundError:
             return False
         except OSError as err:
+            # unlink on a read-only mount fails with EROFS even when there is no file: nothing to remove is
+            # not an error (a keyring save would otherwise warn about an auth.json that does not exist).
+            # Checked only here, after a failure, so a delete costs no extra system call otherwise.
+            if err.errno == errno.EROFS and not os.path.lexists(self.auth_file):
+                return False
             raise StorageError(f"failed to delete {self.auth_file}: {_os_error_text(err)}") from None
         return True
 
@@ -655,7 +661,15 @@ class FileStore(CredentialStore):
 
 
 class _KeyringCallError(Exception):
-    """A keyring call failed or timed out; ``str()`` is safe to show."""
+    """A keyring call failed or timed out; ``str()`` is safe to show.
+
+    ``still_running``: this call timed out and its worker is still waiting on the keyring, so the call may
+    yet take effect (a write may land after it was reported as failed).
+    """
+
+    def __init__(self, message: str, *, still_running: bool = False) -> None:
+        super().__init__(message)
+        self.still_running = still_running
 
 
 # ``_thread.allocate_lock`` is what ``threading.Lock`` is; importing threading waits until a thread is needed.
@@ -686,7 +700,7 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
     if worker.is_alive():
         with _HUNG_GUARD:
             _HUNG_CALL[:] = [worker]
-        raise _KeyringCallError(message)
+        raise _KeyringCallError(message, still_running=True)
     if failure is not None:
         raise _KeyringCallError(_describe_exception(failure))
     return result
@@ -717,11 +731,21 @@ class KeyringStore(CredentialStore):
     ) -> None:
         super().__init__(warnings)
         self.codex_home = os.fspath(codex_home)
-        self.account = store_key(self.codex_home)
         self.timeout = timeout
         self.file = FileStore(self.codex_home, self.warnings)
         #: The message of the last keyring failure, for :meth:`describe`.
         self.last_error: str | None = None
+
+    @property
+    def account(self) -> str:
+        """The keyring account, worked out afresh at every use, as the reference does.
+
+        The key hashes the canonical CODEX_HOME, or the raw path while it does not exist, and a sign-in builds
+        its store before the auth lock creates the directory. A key fixed at construction saved under the raw
+        path's hash while every later read looked under the canonical one ("Successfully logged in", then
+        "Not logged in"). Each operation works it out once: one ``realpath``, as construction did before.
+        """
+        return store_key(self.codex_home)
 
     def defer_directory_sync(self) -> None:
         self.file.defer_directory_sync()
@@ -767,7 +791,13 @@ class KeyringStore(CredentialStore):
         try:
             self._call("set_password", KEYRING_SERVICE, self.account, value)
         except _KeyringCallError as err:
-            raise AuthSaveError(f"failed to write OAuth tokens to keyring: {err}") from None
+            # A write that missed its deadline is abandoned, not cancelled: if the keyring answers later
+            # (an unlock prompt accepted late), the new credentials are stored after all. Say so rather
+            # than claim the old ones are certainly kept. Undoing the late write from the worker was
+            # considered and rejected: after a refresh the old refresh token is already spent, and in auto
+            # mode auth.json holds these same new credentials, which a restored keyring entry would hide.
+            late = "; the keyring may still store them when it answers" if err.still_running else ""
+            raise AuthSaveError(f"failed to write OAuth tokens to keyring: {err}{late}") from None
         self.last_error = None
         try:
             self.file.delete()
@@ -777,12 +807,15 @@ class KeyringStore(CredentialStore):
 
     def delete_entry(self) -> bool:
         """Remove the keyring entry only; True if it existed."""
+        account = self.account  # once: the existence check and the delete must name the same entry
+        existed = False  # until the check answers: a timed-out check deleted nothing
         try:
-            existed = self._call("get_password", KEYRING_SERVICE, self.account) is not None
+            existed = self._call("get_password", KEYRING_SERVICE, account) is not None
             if existed:
-                self._call("delete_password", KEYRING_SERVICE, self.account)
+                self._call("delete_password", KEYRING_SERVICE, account)
         except _KeyringCallError as err:
-            raise StorageError(f"failed to delete auth from keyring: {err}") from None
+            late = "; the keyring may still delete it when it answers" if err.still_running and existed else ""
+            raise StorageError(f"failed to delete auth from keyring: {err}{late}") from None
         self.last_error = None
         return existed
 
@@ -898,25 +931,33 @@ class EphemeralStore(CredentialStore):
 
     def __init__(self, codex_home: StrPath, warnings: list[str] | None = None) -> None:
         super().__init__(warnings)
-        self.key = store_key(codex_home)
+        self.codex_home = os.fspath(codex_home)
+
+    @property
+    def key(self) -> str:
+        """Worked out at every use, like :attr:`KeyringStore.account` (CODEX_HOME may appear meanwhile)."""
+        return store_key(self.codex_home)
 
     def load(self) -> AuthDotJson | None:
         import copy
 
+        key = self.key
         with _EPHEMERAL_GUARD:
-            auth = _EPHEMERAL.get(self.key)
+            auth = _EPHEMERAL.get(key)
             return copy.deepcopy(auth) if auth is not None else None
 
     def save(self, auth: AuthDotJson) -> str:
         import copy
 
+        key = self.key
         with _EPHEMERAL_GUARD:
-            _EPHEMERAL[self.key] = copy.deepcopy(auth)
+            _EPHEMERAL[key] = copy.deepcopy(auth)
         return "ephemeral"
 
     def delete(self) -> bool:
+        key = self.key
         with _EPHEMERAL_GUARD:
-            return _EPHEMERAL.pop(self.key, None) is not None
+            return _EPHEMERAL.pop(key, None) is not None
 
     def describe(self) -> StoreInfo:
         return StoreInfo("ephemeral", f"process memory ({self.key})")
@@ -998,14 +1039,43 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
+#: Errors that say "this process may not write here" (a read-only mount, a directory or lock file that
+#: belongs to someone else, an immutable file), as opposed to a broken path.
+_UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class _NoLockFile(StorageError):
+    """``.auth.lock`` does not exist and cannot be created: no process can be holding it."""
+
+
+def _open_lock_file(path: str) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
     except OSError as err:
-        raise StorageError(f"failed to open the auth lock {path}: {_os_error_text(err)}") from None
+        failure = err
+    message = f"failed to open the auth lock {path}: {_os_error_text(failure)}"
+    if failure.errno not in _UNWRITABLE_ERRNOS:
+        raise StorageError(message) from None
+    # A read-only CODEX_HOME (or a lock file another user made): flock needs no write access, so an existing
+    # lock file is opened read-only and locked like any other. Only tried after the usual open failed, so
+    # the common path makes the one system call it always made.
+    try:
+        return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except FileNotFoundError:
+        raise _NoLockFile(message) from None
+    except OSError:
+        raise StorageError(message) from None
+
+
+def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
+    fd = _open_lock_file(path)
     try:
         while True:
-            if _try_lock(fd):
+            try:
+                locked = _try_lock(fd)
+            except OSError as err:  # e.g. NFS, where an exclusive lock needs a writable descriptor
+                raise StorageError(f"failed to lock the auth lock {path}: {_os_error_text(err)}") from None
+            if locked:
                 return fd
             if time.monotonic() >= deadline:
                 raise StorageError(
@@ -1025,14 +1095,41 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> con
     Used around load-refresh-save and login persistence so two processes never spend the same refresh
     token. Waits up to ``timeout`` seconds (polling every 50 ms), then raises :class:`StorageError`.
     Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
-    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing.
+    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing. An
+    existing lock file that cannot be opened for writing (read-only CODEX_HOME) is opened read-only.
     """
     import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
 
     return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout)
 
 
-def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
+def store_lock(
+    codex_home: StrPath, mode: StoreMode | str, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> contextlib.AbstractContextManager[None]:
+    """The lock to hold while saving a sign-in to the store of ``mode``.
+
+    :func:`auth_lock` for the stores on disk or in the keyring (keyring and auto go ahead without it when it
+    cannot exist, see below). Ephemeral credentials live in this process's
+    memory, which no other process reads: there is nothing to serialize with, and taking the on-disk lock
+    would create CODEX_HOME and ``.auth.lock`` (or fail on a read-only CODEX_HOME) for a store that never
+    touches the disk.
+    """
+    import contextlib
+
+    mode = StoreMode(mode)
+    if mode is StoreMode.EPHEMERAL:
+        return contextlib.nullcontext()
+    if mode is StoreMode.FILE:
+        return auth_lock(codex_home, timeout)
+    # The keyring needs nothing written in CODEX_HOME. When the lock file does not exist and cannot be
+    # created there (read-only or someone else's directory), no process can be holding it, so the save goes
+    # ahead without it rather than failing a keyring sign-in over a file it never needed. If auto mode
+    # then falls back to auth.json, that write fails with its own, clearer error. The file store keeps the
+    # strict lock: it could not write there anyway, and refresh (load-modify-save) uses auth_lock itself.
+    return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout, True)
+
+
+def _hold_auth_lock(codex_home: StrPath, timeout: float, skip_if_impossible: bool = False) -> Iterator[None]:
     home = os.fspath(codex_home)
     path = os.path.join(home, LOCK_FILE_NAME)
     key = os.path.abspath(path)
@@ -1046,11 +1143,7 @@ def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
         )
     try:
         if state.depth == 0:
-            try:
-                _ensure_dir(home)
-            except OSError as err:
-                raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
-            state.fd = _acquire_file_lock(path, deadline, timeout)
+            state.fd = _open_and_lock(home, path, deadline, timeout, skip_if_impossible)
         state.depth += 1
         try:
             yield
@@ -1058,6 +1151,24 @@ def _hold_auth_lock(codex_home: StrPath, timeout: float) -> Iterator[None]:
             state.depth -= 1
             if state.depth == 0:
                 fd, state.fd = state.fd, -1
-                os.close(fd)  # releases the flock
+                if fd >= 0:
+                    os.close(fd)  # releases the flock
     finally:
         state.guard.release()
+
+
+def _open_and_lock(home: str, path: str, deadline: float, timeout: float, skip_if_impossible: bool) -> int:
+    """The locked descriptor, or -1 when ``skip_if_impossible`` and the lock file cannot exist (see
+    :func:`store_lock`); this thread still holds the in-process guard either way."""
+    try:
+        _ensure_dir(home)
+    except OSError as err:
+        if skip_if_impossible and err.errno in _UNWRITABLE_ERRNOS:
+            return -1  # CODEX_HOME cannot be created, so neither can anyone's lock file in it
+        raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
+    try:
+        return _acquire_file_lock(path, deadline, timeout)
+    except _NoLockFile:
+        if skip_if_impossible:
+            return -1
+        raise
