@@ -34,7 +34,6 @@ carries them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -608,7 +607,7 @@ def _standard_poll_answer(
 def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSuccess:
     """Workspace check, then save with ``api_key = None`` (the device flow makes no API-key exchange)."""
     from .server import LoginSuccess, workspace_restriction_message
-    from .storage import AuthDotJson, StoreMode, TokenData, auth_lock, create_store
+    from .storage import AuthDotJson, StoreMode, TokenData, create_store, store_lock
     from .token_data import TokenDataError, parse_id_token
 
     tokens.register_secrets()
@@ -625,10 +624,8 @@ def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSucce
     auth = AuthDotJson.from_chatgpt_tokens(
         TokenData(info, tokens.access_token, tokens.refresh_token, info.chatgpt_account_id), api_key=None
     )
-    # Process memory needs no cross-process lock (and taking it would create CODEX_HOME on disk).
-    lock = contextlib.nullcontext() if mode is StoreMode.EPHEMERAL else auth_lock(options.codex_home)
     try:
-        with lock:
+        with store_lock(options.codex_home, mode):  # as the browser and API-key sign-ins save
             where = store.save(auth)
     except LoginError as err:
         events.credentials_not_saved(
