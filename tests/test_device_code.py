@@ -403,6 +403,9 @@ def test_invalid_answers_are_errors_without_an_exchange(
     issuer.routes[USERCODE] = Answer.text(200, "<html>portal</html>", "text/html")
     result, _ = run(options(codex_home, issuer.url, clock))
     assert str(result) == "device code response is invalid: the body is not a JSON object"
+    issuer.routes[USERCODE] = Answer.text(200, "[" * 50_000 + "]" * 50_000, "application/json")  # RecursionError
+    result, _ = run(options(codex_home, issuer.url, clock))
+    assert str(result) == "device code response is invalid: the body is not a JSON object"
     issuer.routes[USERCODE] = Answer.json(200, {"user_code": USER_CODE})
     result, _ = run(options(codex_home, issuer.url, clock))
     assert str(result) == "device code response is invalid: the field 'device_auth_id' is missing"

@@ -228,6 +228,12 @@ def test_transient_failures(issuer: ScriptedIssuer, codex_home: Path, login_log:
         refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
     assert caught.value.failure_class == "refresh_invalid_response"
 
+    # Nested past the decoder's depth: RecursionError, not ValueError, once escaped as a traceback.
+    issuer.token = Answer.text(200, "[" * 50_000 + "]" * 50_000, "application/json")
+    with pytest.raises(RefreshTokenError) as caught:
+        refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)
+    assert caught.value.failure_class == "refresh_invalid_response"
+
     issuer.token = refreshed_answer(id_token="not-a-jwt", access_token="a")
     with pytest.raises(RefreshTokenError) as caught:
         refresh_tokens(codex_home, "file", issuer=issuer.url, http_settings=SETTINGS)

@@ -240,7 +240,7 @@ def _json_object(resp: HttpResponse) -> dict[str, object] | None:
         return None
     try:
         data = json.loads(resp.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the decoder's depth
         return None
     return data if isinstance(data, dict) else None
 

@@ -70,7 +70,7 @@ def parse_token_endpoint_error(body: str) -> TokenEndpointErrorDetail:
         return TokenEndpointErrorDetail(None, None, "unknown error")
     try:
         parsed = json.loads(trimmed)
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested past the decoder's depth is not JSON either
         parsed = None
     if isinstance(parsed, dict):
         error = parsed.get("error")
@@ -202,7 +202,7 @@ def parse_token_json(
     else:
         try:
             data = json.loads(resp.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             reason = "not_json"
     if reason is None and not isinstance(data, dict):
         reason = "not_object"
@@ -288,7 +288,7 @@ def obtain_api_key(client: HttpClient, *, issuer: str, client_id: str, id_token:
         )
     try:
         data = json.loads(resp.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenEndpointError(
             "api key exchange returned a body that is not JSON", status=resp.status
         ) from None

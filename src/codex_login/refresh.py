@@ -207,7 +207,7 @@ def _request(
     if not resp.truncated:
         try:
             data = json.loads(resp.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the decoder's depth
             data = None
     if not isinstance(data, dict):
         events.refresh_failed(status=resp.status_text, error_code="unknown", reason="invalid_response")

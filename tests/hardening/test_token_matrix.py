@@ -239,6 +239,22 @@ def test_c5_a_captive_portal_page_is_not_json(harness: Harness) -> None:
     assert "reason=not_json" in log_text(harness)
 
 
+DEEP = "[" * 50_000 + "]" * 50_000  # valid JSON, ~100 KB, nested past the decoder's recursion limit
+
+
+def test_c5_json_nested_past_the_decoders_depth_is_not_json(harness: Harness) -> None:
+    # json.loads raises RecursionError, not ValueError: it ended the sign-in as an internal error (500).
+    _page, stderr = token_error_row(harness, Answer.text(200, DEEP, "application/json"))
+    assert "Error logging in: Token exchange failed: OAuth token response is invalid: the body is not JSON" in stderr
+    assert "reason=not_json" in log_text(harness)
+
+
+def test_c5_an_error_body_nested_past_the_decoders_depth_is_shown_as_text(harness: Harness) -> None:
+    _page, stderr = token_error_row(harness, Answer.text(400, DEEP, "application/json"))
+    assert "Error logging in: Token exchange failed: token endpoint returned status 400 Bad Request: [[[" in stderr
+    assert "oauth token exchange returned non-success status" in log_text(harness)
+
+
 def _tokens(**changes: object) -> dict[str, object]:
     return {"id_token": "x.y.z", "access_token": "a" * 10, "refresh_token": "r" * 10, **changes}
 
@@ -348,6 +364,15 @@ def test_c12_a_failed_api_key_exchange_still_signs_in(harness: Harness) -> None:
     saved = json.loads(harness.auth_path.read_text())
     assert saved["OPENAI_API_KEY"] is None
     assert "api key exchange failed status=500" in log_text(harness)
+
+
+def test_c12_an_api_key_answer_nested_past_the_decoders_depth_still_signs_in(harness: Harness) -> None:
+    harness.issuer.api_key = Answer.text(200, DEEP, "application/json")
+    run = harness.login()
+    harness.complete(run)
+    harness.finish(run, Expect(rc=0, success=True))
+    assert json.loads(harness.auth_path.read_text())["OPENAI_API_KEY"] is None
+    assert "api key exchange failed status=200" in log_text(harness)
 
 
 def test_c13_a_forced_workspace_mismatch_is_denied(harness: Harness) -> None:
