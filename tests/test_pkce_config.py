@@ -166,6 +166,15 @@ def test_login_http_timeout_must_be_a_usable_number_of_seconds(tmp_path: Path, v
     assert load_config([], env={"CODEX_HOME": str(tmp_path)}).http_timeout == 86400.0
 
 
+def test_values_nested_past_the_parsers_depth_are_a_config_error_or_a_literal(tmp_path: Path) -> None:
+    # tomllib recurses once per nesting level: RecursionError (not a TOMLDecodeError) was a traceback.
+    deep = "[" * 50_000 + "]" * 50_000
+    (tmp_path / "config.toml").write_text(f"a = {deep}\n")
+    with pytest.raises(ConfigError, match=r"config\.toml: values are nested too deeply to be read"):
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert parse_override(f"a={deep}") == (["a"], deep)  # not TOML Python can read: taken as a string
+
+
 def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('log_dir = "x"\nthis is not toml\n')
     with pytest.raises(ConfigError) as info:

@@ -190,7 +190,8 @@ def parse_override(item: str) -> "tuple[list[str], Any]":
 
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except (tomllib.TOMLDecodeError, ValueError):  # ValueError: an integer past Python's 4300-digit limit
+    # ValueError: an integer past Python's 4300-digit limit; RecursionError: arrays nested past the parser's depth
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):
         value = raw.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
@@ -226,6 +227,9 @@ def _read_config_file(codex_home: str) -> "dict[str, Any]":
         # tomllib hands an integer to int(), which refuses more than 4300 digits (a ValueError that is not a
         # TOMLDecodeError, and whose text speaks of sys.set_int_max_str_digits).
         raise ConfigError(f"{path}: an integer has too many digits to be read") from None
+    except RecursionError:
+        # Arrays or inline tables nested thousands deep: tomllib recurses once per level.
+        raise ConfigError(f"{path}: values are nested too deeply to be read") from None
 
 
 def issuer_problem(issuer: str) -> str | None:
