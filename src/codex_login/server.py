@@ -69,6 +69,8 @@ CALLBACK_PATH_BYTES = CALLBACK_PATH.encode()
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
+#: Headers the checks read and that a request may carry once only (a repeated one is refused, not overwritten).
+_SINGLE_HEADERS = frozenset({"host", "origin", "sec-fetch-site", "sec-fetch-dest", "sec-fetch-mode"})
 MAX_PARAMS = 64
 HEAD_DEADLINE_SECONDS = 5.0
 READ_CHUNK = 64 * 1024
@@ -995,6 +997,8 @@ class LoginServer:
             return _plain(400, "Bad Request", "Bad Request"), False
         if not version.startswith("HTTP/1.") or not target.startswith("/"):
             return _plain(400, "Bad Request", "Bad Request"), False
+        path, _, query = target.partition("?")
+        path_class = path if path in (CALLBACK_PATH, "/success", "/cancel") else "other"
         headers: dict[str, str] = {}
         lines = head[line_end + 2 : -4].split(b"\r\n") if len(head) > line_end + 4 else []
         if len(lines) > MAX_HEADERS:
@@ -1006,11 +1010,15 @@ class LoginServer:
                 return _plain(400, "Bad Request", "Bad Request"), False
             try:
                 key = name.decode("ascii").lower()
-                headers[key] = value.decode("latin-1").strip()
+                text = value.decode("latin-1").strip()
             except UnicodeDecodeError:
                 return _plain(400, "Bad Request", "Bad Request"), False
-        path, _, query = target.partition("?")
-        path_class = path if path in (CALLBACK_PATH, "/success", "/cancel") else "other"
+            if key in headers and key in _SINGLE_HEADERS:
+                # A second Host (RFC 9112 §3.2: 400) or Origin / Sec-Fetch-*: the last one would otherwise win,
+                # so a foreign Host followed by ours passed the DNS-rebinding check (D-4).
+                self._rejected(reason="duplicate_header", path=path_class, http_status=400)
+                return _plain(400, "Bad Request", "Bad Request: repeated header"), False
+            headers[key] = text
         if not self._host_allowed(headers.get("host")):
             self._rejected(reason="unexpected_host", path=path_class, http_status=400)
             return _plain(400, "Bad Request", "Bad Request: unexpected Host header"), False

@@ -454,6 +454,11 @@ def test_b1_only_loopback_hosts_with_our_port_are_served(harness: Harness) -> No
                         "Bad Request: unexpected Host header")
     no_host = harness.send(run, f"GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
     assert_rejected(no_host, 400, "Bad Request: unexpected Host header")
+    # Two Hosts, a foreign one first: the last one used to win, and the code was exchanged (RFC 9112 §3.2: 400).
+    for hosts in ((f"evil.example:{port}", f"localhost:{port}"), (f"localhost:{port}", f"localhost:{port}")):
+        twice = "".join(f"Host: {host}\r\n" for host in hosts)
+        reply = harness.send(run, f"GET {target} HTTP/1.1\r\n{twice}Connection: close\r\n\r\n".encode())
+        assert_rejected(reply, 400, "Bad Request: repeated header")
     assert harness.issuer.token_requests() == []  # the state was not consumed
     upper = harness.send(run, request_bytes(port, target, host=f"LOCALHOST:{port}"))
     assert upper.status == 302
@@ -461,7 +466,7 @@ def test_b1_only_loopback_hosts_with_our_port_are_served(harness: Harness) -> No
     run.end_attempt()
     harness.finish(run, Expect(rc=0, success=True))
     reasons = [f.get("reason") for m, f in log_events(harness) if m == "login server rejected request"]
-    assert reasons == ["unexpected_host"] * 6
+    assert reasons == ["unexpected_host"] * 6 + ["duplicate_header"] * 2
 
 
 def test_b2_too_many_or_too_large_headers_are_431(harness: Harness) -> None:
