@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from codex_login.errors import ErrorKind, LoginError
 from codex_login.http import HttpSettings
 from codex_login.server import LoginServer, LoginSuccess, ServerOptions, run_login_server
 from tests.conftest import LoginLog
-from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, tokens_answer
+from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt, tokens_answer
 
 STATE = "test_state_0123456789_abcdefghijklmnopqrstu"
 
@@ -758,3 +759,21 @@ def test_the_pkce_challenge_is_a_registered_secret(
     assert server._pkce.code_challenge not in text
     assert "<redacted:code_challenge>" in text
     assert STATE not in text
+
+
+@pytest.mark.parametrize(("owner", "onboarded", "shown"), [(True, False, True), (True, True, False), (False, False, False)])
+def test_the_success_page_asks_an_org_owner_to_finish_setting_up(
+    issuer: ScriptedIssuer, codex_home: Path, owner: bool, onboarded: bool, shown: bool
+) -> None:
+    # reference §12.4: needs_setup = !completed_platform_onboarding && is_org_owner (it was always false).
+    auth = {"chatgpt_plan_type": "pro", "chatgpt_account_id": "acct_1", "is_org_owner": owner,
+            "completed_platform_onboarding": onboarded}
+    payload = {"email": "owner@example.com", "exp": int(time.time()) + 3600, "https://api.openai.com/auth": auth}
+    issuer.token = tokens_answer(id_token=make_jwt(payload))
+    server = start(codex_home, issuer.url)
+    page = callback(server, f"code=abc&state={STATE}")
+    assert page.status_code == 200 and "Signed in to Codex" in page.text
+    assert ("Finish setting up your API organization" in page.text) is shown
+    assert ('/org-setup" rel="noreferrer noopener"' in page.text) is shown  # a plain link: no token, no query
+    success = server.block_until_done(10)
+    assert isinstance(success, LoginSuccess) and success.needs_setup is shown

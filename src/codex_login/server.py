@@ -127,6 +127,9 @@ class LoginSuccess:
     plan: str | None
     account_id: str | None
     attempt_id: str
+    #: The ID token says the account owns an API organization whose set-up is unfinished (reference §12.4:
+    #: ``!completed_platform_onboarding && is_org_owner``): the success page then links to its set-up.
+    needs_setup: bool = False
 
 
 @dataclass(frozen=True)
@@ -1072,7 +1075,7 @@ class LoginServer:
         page = render_success_page(
             attempt_id=self.attempt_id,
             plan=saved.plan,
-            needs_setup=False,
+            needs_setup=saved.needs_setup,
             platform_url=platform_url_for(self.options.issuer),
         )
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)
@@ -1346,6 +1349,7 @@ class LoginServer:
                     plan=info.chatgpt_plan_type,
                     account_id=info.chatgpt_account_id,
                     attempt_id=self.attempt_id,
+                    needs_setup=info.is_org_owner and not info.completed_platform_onboarding,
                 )
         except LoginError as err:
             events.credentials_not_saved(
