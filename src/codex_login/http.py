@@ -157,6 +157,8 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes = field(repr=False)
     truncated: bool = False
+    #: The body could not be decoded as its Content-Encoding says (gzip that is not gzip): ``body`` is empty.
+    undecodable: bool = False
 
     @property
     def status_text(self) -> str:
@@ -379,21 +381,27 @@ class HttpClient:
             try:
                 chunks: list[bytes] = []
                 size = 0
-                truncated = False
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        truncated = True
-                        break
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("total deadline exceeded")
+                truncated = undecodable = False
+                try:
+                    for chunk in response.iter_bytes():
+                        chunks.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_BODY_BYTES:
+                            truncated = True
+                            break
+                        if time.monotonic() > deadline:
+                            raise httpx.ReadTimeout("total deadline exceeded")
+                except httpx.DecodingError:
+                    # An answer arrived, with a body its Content-Encoding does not describe: its status still
+                    # counts (a 400 is the issuer's refusal, not "error sending request"); the body is unusable.
+                    chunks, undecodable = [], True
                 body = b"".join(chunks)[:MAX_BODY_BYTES]
                 return HttpResponse(
                     status=response.status_code,
                     headers={k.lower(): v for k, v in response.headers.items()},
                     body=body,
                     truncated=truncated,
+                    undecodable=undecodable,
                 )
             finally:
                 response.close()

@@ -255,6 +255,23 @@ def test_c5_an_error_body_nested_past_the_decoders_depth_is_shown_as_text(harnes
     assert "oauth token exchange returned non-success status" in log_text(harness)
 
 
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [(400, "token endpoint returned status 400 Bad Request: unknown error"),
+     (200, "OAuth token response is invalid: the body is not JSON")],
+)
+def test_c5_a_body_its_content_encoding_does_not_describe_keeps_the_status(
+    harness: Harness, status: int, shown: str
+) -> None:
+    # httpx's DecodingError was classified as a transport failure ("error sending request"), losing the status.
+    answer = Answer(status, b"this is not gzip", {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    _page, stderr = token_error_row(harness, answer)
+    assert f"Error logging in: Token exchange failed: {shown}" in stderr
+    log = log_text(harness)
+    assert "oauth token exchange transport failure" not in log
+    assert f"oauth token endpoint response status={status} " in log
+
+
 def _tokens(**changes: object) -> dict[str, object]:
     return {"id_token": "x.y.z", "access_token": "a" * 10, "refresh_token": "r" * 10, **changes}
 
