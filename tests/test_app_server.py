@@ -523,6 +523,57 @@ def test_cancel_ends_the_login(launch: Launcher, issuer: ScriptedIssuer, codex_h
     assert "login cancelled reason=client_cancel" in log_text(codex_home)
 
 
+def test_a_completion_owed_is_sent_even_when_stdin_closes_right_after(
+    launch: Launcher, issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    # The cancel cleared the active login before its waiter had sent the completion, and the end of input
+    # then joined nothing: the process exited without it (6 runs in 6 on a 2-CPU machine).
+    server = launch("--issuer", issuer.url)
+    server.initialize()
+    login_id, _ = start_chatgpt(server)
+    cancel_id = server.send_request("account/login/cancel", {"loginId": login_id})
+    assert server.next_message() == {"id": cancel_id, "result": {"status": "canceled"}}
+    server.close_stdin()
+    assert server.wait() == 0
+    assert split_notification(server.next_message()) == (
+        "account/login/completed",
+        completed(login_id, False, NOT_COMPLETED),
+    )
+
+
+def test_the_client_opens_the_url_unless_asked_otherwise(
+    launch: Launcher, server_env: dict[str, str], issuer: ScriptedIssuer, tmp_path: Path
+) -> None:
+    # As the reference's app server (open_browser: false): the editor opens authUrl; a second tab here was
+    # one too many. CODEX_LOGIN_APP_SERVER_OPEN_BROWSER=1 opens it here as well.
+    for setting, opened in (("", False), ("1", True)):
+        marker = tmp_path / f"opened-{setting or 'default'}"
+        env = {**server_env, "BROWSER": f"touch {marker} %s", "CODEX_LOGIN_APP_SERVER_OPEN_BROWSER": setting}
+        server = launch("--issuer", issuer.url, env=env)
+        server.initialize()
+        login_id, _ = start_chatgpt(server)
+        deadline = time.monotonic() + 5
+        while opened and not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.request("account/login/cancel", {"loginId": login_id})
+        server.notification("account/login/completed")
+        server.close_stdin()
+        assert server.wait() == 0
+        assert marker.exists() is opened
+
+
+def test_a_lone_surrogate_is_a_parse_error_as_serde_json_says(launch: Launcher, issuer: ScriptedIssuer) -> None:
+    # Python's json accepts "\ud800"; as a client name it became the originator and every ChatGPT sign-in of
+    # the session then failed with an internal error (UnicodeEncodeError).
+    server = launch("--issuer", issuer.url)
+    server.send_raw(b'{"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "a\\ud800", "version": "1"}}}\n')
+    assert server.next_message() == {"error": {"code": -32700, "message": "Parse error: lone surrogate in a string"},
+                                     "id": None}
+    server.initialize()
+    login_id, _ = start_chatgpt(server)
+    server.request("account/login/cancel", {"loginId": login_id})
+
+
 def test_a_second_login_cancels_the_first(launch: Launcher, issuer: ScriptedIssuer) -> None:
     server = launch("--issuer", issuer.url)
     server.initialize()
@@ -749,7 +800,7 @@ def test_stdout_carries_only_protocol(
 ) -> None:
     # A BROWSER command that prints to stdout and tries to read stdin: neither may touch the protocol.
     noisy = "sh -c 'echo BROWSER-STDOUT-NOISE; head -c 64 >/dev/null; echo BROWSER-STDERR-NOISE >&2' %s"
-    env = {**server_env, "BROWSER": noisy, "CODEX_LOGIN_LOG_STDERR": "1"}
+    env = {**server_env, "BROWSER": noisy, "CODEX_LOGIN_LOG_STDERR": "1", "CODEX_LOGIN_APP_SERVER_OPEN_BROWSER": "1"}
     issuer.token = Answer.json(400, {"error": "invalid_grant", "error_description": "bad <b>code</b>"})
     server = launch("--issuer", issuer.url, env=env)
     server.initialize()

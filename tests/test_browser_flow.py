@@ -721,6 +721,41 @@ def test_an_attempt_ended_while_the_save_waits_for_the_lock_writes_nothing(
     assert [r.path for r in issuer.requests] == ["/oauth/token", "/oauth/token"]  # both exchanges were done
 
 
+def wait_for_line(login_log: LoginLog, text: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not any(text in line for line in login_log.lines()):
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.02)
+
+
+def test_a_browser_opened_after_the_cancel_is_neither_reported_nor_logged(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
+) -> None:
+    """An opener that returns after the attempt ended (a cancel while it ran) logs nothing after the attempt's
+    final event (D-11); one that has not started yet opens nothing (the app server's client cancels at once)."""
+    import threading
+
+    release = threading.Event()
+    opened: list[str] = []
+
+    def slow_opener(url: str) -> tuple[bool, str, str | None]:
+        opened.append(url)
+        release.wait(10)
+        return True, "editor", None
+
+    server = start(codex_home, issuer.url, open_browser=True, browser_opener=slow_opener)
+    deadline = time.monotonic() + 10
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.cancel()
+    assert isinstance(outcome(server), LoginError)
+    release.set()
+    time.sleep(0.3)  # the opener's thread goes on: give it the time to (wrongly) log
+    text = "\n".join(login_log.lines())
+    assert "login finished outcome=cancelled" in text
+    assert "browser opened" not in text
+
+
 def test_the_authorize_url_is_kept_out_of_a_browser_openers_logged_error(
     issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
 ) -> None:
@@ -732,6 +767,7 @@ def test_the_authorize_url_is_kept_out_of_a_browser_openers_logged_error(
         open_browser=True,
         browser_opener=lambda url: (False, "editor", f"could not open {url}"),
     )
+    wait_for_line(login_log, "browser could not be opened")  # a cancel first would open (and log) nothing
     server.cancel()
     assert isinstance(outcome(server), LoginError)
     text = "\n".join(login_log.lines())
@@ -752,6 +788,7 @@ def test_the_pkce_challenge_is_a_registered_secret(
         open_browser=True,
         browser_opener=lambda url: (False, "editor", "could not open " + url.replace("&", "&amp;")),
     )
+    wait_for_line(login_log, "browser could not be opened")
     server.cancel()
     assert isinstance(outcome(server), LoginError)
     text = "\n".join(login_log.lines())

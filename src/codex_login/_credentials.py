@@ -31,6 +31,7 @@ import os
 import stat
 import time
 
+from ._fastjson import has_surrogate
 from ._fastjson import loads as _json_loads
 from .errors import ErrorKind, LoginError, StorageError
 
@@ -132,7 +133,7 @@ def decode_jwt_payload(jwt: str) -> dict[str, object]:
         raise TokenDataError(MSG_JSON) from None
     # A lone surrogate escape ("\ud800") is not JSON serde_json accepts, and no claim value printed with it
     # would encode as UTF-8.
-    if not isinstance(claims, dict) or _has_surrogate(claims):
+    if not isinstance(claims, dict) or has_surrogate(claims):
         raise TokenDataError(MSG_JSON)
     return claims
 
@@ -564,7 +565,7 @@ def parse_auth_json(text: str | bytes) -> StoredAuth:
         if isinstance(err, JSONDecodeError):
             raise AuthParseError(f"invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
         raise AuthParseError("invalid JSON") from None
-    if _has_surrogate(doc):
+    if has_surrogate(doc):
         raise AuthParseError("invalid JSON: a string holds an unpaired surrogate")
     repeated = _repeated_field(text)
     if repeated is not None:
@@ -664,24 +665,6 @@ def _tokens_from_dict(raw: object) -> StoredTokens:
         raise AuthParseError(f"tokens.id_token: {err.message}") from None
     extra = {k: v for k, v in raw.items() if k not in _TOKEN_KEYS}
     return StoredTokens(claims, values["access_token"], values["refresh_token"], account_id, extra)
-
-
-def _has_surrogate(value: object) -> bool:
-    # Python's json accepts "\ud800"; serde_json (and UTF-8) do not.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")  # fails exactly on surrogate code points
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -84,6 +84,25 @@ def loads(text: str) -> object:
     return json.loads(text, parse_constant=_reject_constant)
 
 
+def has_surrogate(value: object) -> bool:
+    """Whether a parsed JSON value holds a lone surrogate anywhere (a key or a string): Python's json accepts
+    ``"\\ud800"``, serde_json (and UTF-8) refuse it, so a document that holds one is not JSON to the Rust CLI."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")  # fails exactly on surrogate code points
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def dumps_flat(obj: "Mapping[str, str | bool | None]", *, ensure_ascii: bool = True) -> str:
     """``json.dumps(obj, ensure_ascii=ensure_ascii)`` for an object whose values are strings, booleans or None."""
     accelerator = _Accelerator.load().module

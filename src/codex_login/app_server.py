@@ -26,6 +26,9 @@ Environment knobs read by :func:`options_from_env`:
     server and the 1457 fallback; ``0`` picks any free port, which is what tests use).
 ``CODEX_LOGIN_APP_SERVER_LOGIN_TIMEOUT``
     Seconds a ChatGPT sign-in may wait for the browser (default 600, the reference's 10 minutes).
+``CODEX_LOGIN_APP_SERVER_OPEN_BROWSER``
+    ``1``: open the browser here too. By default, as the reference's app server (``open_browser: false``),
+    the client opens ``authUrl`` itself; opening it here as well gave an editor's user two tabs.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import __version__
+from ._fastjson import has_surrogate
 from ._threads import start_thread
 from .config import DEFAULT_LOGIN_TIMEOUT_SECONDS, DEFAULT_ORIGINATOR, DEFAULT_PORT, ORIGINATOR_OVERRIDE_ENV, Config
 from .errors import LoginError
@@ -59,6 +63,7 @@ INTERNAL_ERROR = -32603
 
 PORT_ENV = "CODEX_LOGIN_APP_SERVER_PORT"
 LOGIN_TIMEOUT_ENV = "CODEX_LOGIN_APP_SERVER_LOGIN_TIMEOUT"
+OPEN_BROWSER_ENV = "CODEX_LOGIN_APP_SERVER_OPEN_BROWSER"
 
 #: A line longer than this is answered with a parse error and skipped, never buffered whole.
 MAX_LINE_BYTES = 1024 * 1024
@@ -323,7 +328,8 @@ class AppServerOptions:
     config: Config
     #: Loopback port of ChatGPT sign-ins (1455 with takeover and fallback; 0 = any free port).
     port: int = DEFAULT_PORT
-    open_browser: bool = True
+    #: The client opens ``authUrl`` (the reference's app server never opens a browser itself).
+    open_browser: bool = False
     #: Seconds a ChatGPT sign-in waits for the browser before it completes with an error.
     login_timeout: float = DEFAULT_LOGIN_TIMEOUT_SECONDS
     #: Lines for a human (the login server's notices); never the protocol stream.
@@ -348,10 +354,15 @@ def options_from_env(config: Config, env: Mapping[str, str], notice: Callable[[s
             timeout = -1.0
         if not 0 < timeout < float("inf"):
             raise ValueError(f"{LOGIN_TIMEOUT_ENV} must be a positive number of seconds, got {_clip(raw_timeout)!r}")
-    return AppServerOptions(config=config, port=port, login_timeout=timeout, notice=notice, env=dict(env))
+    raw_open = env.get(OPEN_BROWSER_ENV, "").strip()
+    if raw_open not in ("", "0", "1"):
+        raise ValueError(f"{OPEN_BROWSER_ENV} must be 0 or 1, got {_clip(raw_open)!r}")
+    return AppServerOptions(
+        config=config, port=port, open_browser=raw_open == "1", login_timeout=timeout, notice=notice, env=dict(env)
+    )
 
 
-@dataclass
+@dataclass(eq=False)  # one object per sign-in, compared and hashed by identity (kept in a set)
 class _ActiveLogin:
     login_id: str
     server: LoginServer
@@ -461,6 +472,9 @@ class AppServer:
         self._session: _Session | None = None
         self._lock = threading.Lock()
         self._active: _ActiveLogin | None = None
+        #: Sign-ins whose completion has not been sent yet (the active one, and any cancelled or finished one
+        #: whose waiter is still at work): a shutdown waits for each, so no client loses a completion.
+        self._unsent: set[_ActiveLogin] = set()
         self._handlers: dict[str, Handler] = {
             "initialize": self._initialize,
             "account/read": self._account_read,
@@ -506,8 +520,16 @@ class AppServer:
         return 0
 
     def shutdown(self, reason: str = "shutdown") -> None:
-        """Cancel a running sign-in and wait (bounded) until its completion has been sent."""
+        """Cancel a running sign-in and wait (bounded) until every completion still owed has been sent: also
+        those of a sign-in cancelled or finished just before stdin closed, whose waiter was still at work."""
         self._cancel_active(reason)
+        deadline = time.monotonic() + CANCEL_JOIN_SECONDS
+        with self._lock:
+            unsent = list(self._unsent)
+        for login in unsent:
+            login.answered.set()  # no answer is coming any more: the completion may go out now
+            if login.waiter is not None and login.waiter is not threading.current_thread():
+                login.waiter.join(max(0.0, deadline - time.monotonic()))
 
     def handle_line(self, line: bytes) -> None:
         """One line of input: a request, a notification, a response, or garbage. Never raises."""
@@ -522,6 +544,11 @@ class AppServer:
             message = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as err:
             self.writer.error(None, PARSE_ERROR, f"Parse error: {_clip(str(err))}")
+            return
+        if has_surrogate(message):
+            # serde_json refuses the whole line; a lone surrogate let through (a client name, say) failed every
+            # later sign-in of the session with an internal error (UnicodeEncodeError).
+            self.writer.error(None, PARSE_ERROR, "Parse error: lone surrogate in a string")
             return
         if not isinstance(message, dict):
             self.writer.error(
@@ -695,6 +722,7 @@ class AppServer:
         )
         with self._lock:
             self._active = active
+            self._unsent.add(active)
         start_thread(active.waiter)
         return Reply({"type": "chatgpt", "loginId": active.login_id, "authUrl": server.auth_url}, active.answered.set)
 
@@ -714,10 +742,14 @@ class AppServer:
         with self._lock:
             if self._active is active:
                 self._active = None
-        active.answered.wait(CANCEL_JOIN_SECONDS)
-        self._send_completed(active.login_id, success=error is None, error=error)
-        if error is None:
-            self._send_account_updated()
+        try:
+            active.answered.wait(CANCEL_JOIN_SECONDS)
+            self._send_completed(active.login_id, success=error is None, error=error)
+            if error is None:
+                self._send_account_updated()
+        finally:
+            with self._lock:
+                self._unsent.discard(active)
 
     def _report_failure(self, active: _ActiveLogin, err: LoginError) -> None:
         """D-10 for the person reading stderr (editors keep it in their logs): which attempt to look up."""

@@ -1480,6 +1480,10 @@ def _loggable_browser_error(error: str | None, auth_url: str) -> str:
 
 def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> None:
     def open_it() -> None:
+        # A sign-in cancelled (or ended) before this thread ran opens no tab for a server that is gone, and
+        # logs nothing after the attempt's final event (D-11).
+        if server.done:
+            return
         opener = options.browser_opener
         if opener is None:
             from .environment import choose_browser_opener, detect_environment, open_browser
@@ -1493,6 +1497,8 @@ def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> 
             ok, name, error = result.ok, result.opener_name, result.error
         else:
             ok, name, error = opener(server.auth_url)
+        if server.done:
+            return  # ended while the opener ran (it may wait up to 2 s): its final event is out already
         if ok:
             events.browser_opened(opener=name)
         else:

@@ -1,13 +1,16 @@
 """``codex-login app-server`` end to end: the real test issuer (oidc-provider) and headless Chromium.
 
-The app server opens the browser itself (``BROWSER`` is the scripted browser agent), the agent signs in on
-the issuer's login and consent pages, the loopback server exchanges the code, and the client learns of it
-only through ``account/login/completed`` and ``account/updated`` on stdout.
+As an editor does, the client opens ``authUrl`` itself (here: it starts the scripted browser agent with it; the
+app server, like the reference's, opens no browser), the agent signs in on the issuer's login and consent
+pages, the loopback server exchanges the code, and the client learns of it only through
+``account/login/completed`` and ``account/updated`` on stdout.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.e2e.conftest import CliEnv, CliEnvFactory
+from tests.support.browser_agent import AGENT_PATH
 from tests.support.issuer import TestIssuer
 from tests.test_app_server import AppServerProcess, split_notification
 
@@ -57,6 +61,8 @@ def test_sign_in_read_and_log_out_through_the_real_browser(
     query = parse_qs(urlsplit(auth_url).query)
     assert query["originator"] == ["e2e_client"]
     redirect_uri = query["redirect_uri"][0]
+    # The client opens the URL (the app server does not: one tab, not two).
+    browser = subprocess.Popen([sys.executable, str(AGENT_PATH), auth_url], env=env.env)
 
     method, params = split_notification(server.next_message(timeout=SIGN_IN_TIMEOUT))
     assert (method, params) == (
@@ -69,6 +75,7 @@ def test_sign_in_read_and_log_out_through_the_real_browser(
     )
     agent = env.browser_result(timeout=30)
     assert agent.ok, agent.describe()
+    assert browser.wait(timeout=30) == 0
     assert urlsplit(agent.final_url).path == "/success"
 
     account = server.request("account/read", {"refreshToken": False})["result"]
