@@ -301,6 +301,23 @@ def test_token_exchange_failure_is_wrapped(
     ]
 
 
+def test_an_echoed_device_auth_id_is_scrubbed_from_the_returned_error(
+    issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, login_log: LoginLog
+) -> None:
+    # The exchange's error text was scrubbed of the code and verifier only; the device auth ID, registered as
+    # a secret, reached stderr ("Error logging in with device code: ...").
+    issuer.routes[USERCODE] = usercode()
+    issuer.routes[POLL] = AUTHORIZED
+    issuer.token = Answer.json(400, {"error": "invalid_grant", "error_description": f"device {DEVICE_ID} is spent"})
+    result, _ = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, LoginError)
+    assert str(result) == (
+        "device code exchange failed: token endpoint returned status 400 Bad Request: "
+        "device <redacted:device_auth_id> is spent"
+    )
+    assert DEVICE_ID not in "\n".join(login_log.lines())
+
+
 def test_no_api_key_exchange_even_when_it_would_fail(
     issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock
 ) -> None:

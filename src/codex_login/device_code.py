@@ -261,7 +261,7 @@ def _error_code_for_log(resp: HttpResponse) -> str | None:
     code = parse_token_endpoint_error(resp.text()).error_code
     if code is None:
         return None
-    return sanitize_terminal_text(code, 64)
+    return sanitize_terminal_text(scrub_secrets(code, ()), 64)  # scrubbed whole, then cut
 
 
 def _detail(resp: HttpResponse, secrets: list[str]) -> str:

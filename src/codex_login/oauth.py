@@ -88,15 +88,17 @@ def parse_token_endpoint_error(body: str) -> TokenEndpointErrorDetail:
 
 
 def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of a live secret (and its URL-encoded form) with ``<redacted>``.
+    """Replace every occurrence of a live secret (and its URL-encoded form) with ``<redacted>``, then every
+    secret of the process's registry (the state, the PKCE challenge, a device auth ID...).
 
-    Token endpoints sometimes echo the code they rejected; that echo must reach neither the log nor the
-    terminal (security R-3).
+    Token endpoints sometimes echo what they rejected; that echo must reach neither the log nor the terminal
+    nor the page (security R-3). Callers scrub before they cut a text to length: a secret cut in two is no
+    longer found by an exact match, and its first half would be logged.
     """
     for secret in secrets:
         if len(secret) >= 4:
             text = text.replace(secret, "<redacted>").replace(url_encode(secret), "<redacted>")
-    return text
+    return SECRETS.scrub(text)
 
 
 def _log_safe(text: str, secrets: Iterable[str]) -> str:

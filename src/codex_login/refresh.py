@@ -188,7 +188,7 @@ def _request(
     if not resp.ok:
         detail = parse_token_endpoint_error(resp.text())
         code = detail.error_code
-        log_code = sanitize_terminal_text(code, 64) if code else "unknown"
+        log_code = sanitize_terminal_text(scrub_secrets(code, [refresh_token]), 64) if code else "unknown"
         if resp.status == 401 or code == "invalid_grant":
             # The reference classifies 401s; oidc-provider (and RFC 6749 §5.2) says 400 invalid_grant for the
             # same cases (expired, reused, revoked): the generic "sign in again" message.

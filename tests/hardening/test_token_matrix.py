@@ -197,6 +197,24 @@ def test_c1_an_echoed_code_is_scrubbed_from_every_surface(harness: Harness) -> N
     assert 'error_code="invalid_grant" error_message="bad code <redacted> rejected"' in log_text(harness)
 
 
+@pytest.mark.parametrize("padding", [0, 236], ids=["short", "cut-at-256"])
+def test_c1_an_echoed_state_and_challenge_are_scrubbed_from_every_surface(harness: Harness, padding: int) -> None:
+    # Only the code and the verifier were scrubbed from the endpoint's text: an echoed state or challenge
+    # reached the terminal and the page; and the log field was cut to 256 characters before the registry's
+    # scrub, so a secret straddling the cut left its first half in the log.
+    run = harness.login()
+    assert run.state is not None and run.code_challenge is not None
+    echo = f"{'x' * padding} got {run.state} / {run.code_challenge}"
+    harness.issuer.token = Answer.json(400, {"error": "invalid_request", "error_description": echo})
+    page = harness.terminal_page(run)
+    harness.finish(run, Expect(rc=1))
+    not_the_url = "\n".join(line for line in run.stderr.splitlines() if "/oauth/authorize?" not in line)
+    assert "got <redacted:state> / <redacted:code_challenge>" in not_the_url
+    for surface in (page.text, not_the_url, log_text(harness)):
+        for secret in (run.state, run.code_challenge):
+            assert secret[:12] not in surface
+
+
 def test_c2_nested_error_objects_are_parsed(harness: Harness) -> None:
     _page, stderr = token_error_row(harness, Answer.json(400, {"error": {"code": "x_code", "message": "y message"}}))
     assert "token endpoint returned status 400 Bad Request: y message" in stderr
