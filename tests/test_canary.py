@@ -20,7 +20,8 @@ credentials and ``code=``/``state=``-style parameters (tests/hardening/conftest.
 What DECISIONS §4 allows is allowed: the authorize URL (state, challenge) on the terminal; backend detail
 and error descriptions on the page and in the returned error (the terminal's ``Error logging in:``); the
 parsed JSON error fields of the token endpoint in the log; the user code on the terminal. The email is
-allowed nowhere (not even on the success page). Positive controls keep the suite from passing vacuously: the log holds each attempt's
+allowed nowhere a sign-in writes (not even on the success page); only ``status``, which these scenarios do
+not run, shows the account to the person who asks for it, as ``gh auth status`` does. Positive controls keep the suite from passing vacuously: the log holds each attempt's
 timeline, the non-JSON body is in the returned error and on the page, the allowed JSON description is in
 the log, ``auth.json`` holds the token canaries after a success, the user code is on the terminal.
 
