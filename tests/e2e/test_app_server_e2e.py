@@ -48,6 +48,11 @@ def launch(env: CliEnv, issuer: TestIssuer, tmp_path: Path, started: list[AppSer
     return server
 
 
+def open_as_the_client(env: CliEnv, auth_url: str) -> subprocess.Popen[bytes]:
+    """What an editor does with ``authUrl``: open it (the app server does not: one tab, not two)."""
+    return subprocess.Popen([sys.executable, str(AGENT_PATH), auth_url], env=env.env)
+
+
 def test_sign_in_read_and_log_out_through_the_real_browser(
     issuer: TestIssuer, cli_env: CliEnvFactory, codex_home: Path, tmp_path: Path, started: list[AppServerProcess]
 ) -> None:
@@ -61,8 +66,7 @@ def test_sign_in_read_and_log_out_through_the_real_browser(
     query = parse_qs(urlsplit(auth_url).query)
     assert query["originator"] == ["e2e_client"]
     redirect_uri = query["redirect_uri"][0]
-    # The client opens the URL (the app server does not: one tab, not two).
-    browser = subprocess.Popen([sys.executable, str(AGENT_PATH), auth_url], env=env.env)
+    browser = open_as_the_client(env, auth_url)
 
     method, params = split_notification(server.next_message(timeout=SIGN_IN_TIMEOUT))
     assert (method, params) == (
@@ -113,7 +117,9 @@ def test_cancel_on_the_issuer_page_completes_with_the_error(
 ) -> None:
     env = cli_env(script="cancel_login", login="bob")
     server = launch(env, issuer, tmp_path, started)
-    login_id = server.request("account/login/start", {"type": "chatgpt"})["result"]["loginId"]
+    start = server.request("account/login/start", {"type": "chatgpt"})["result"]
+    login_id = start["loginId"]
+    browser = open_as_the_client(env, start["authUrl"])
 
     method, params = split_notification(server.next_message(timeout=SIGN_IN_TIMEOUT))
     assert (method, params) == (
@@ -127,6 +133,7 @@ def test_cancel_on_the_issuer_page_completes_with_the_error(
     ), server.stderr()
     agent = env.browser_result(timeout=30)
     assert agent.ok, agent.describe()
+    assert browser.wait(timeout=30) == 0
     assert "Sign-in failed: End-User aborted interaction" in agent.text
     assert not (codex_home / "auth.json").exists()
     assert server.request("account/read")["result"]["account"] is None
