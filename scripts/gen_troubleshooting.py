@@ -81,8 +81,8 @@ codex-login bundle --yes        # do not ask before writing
 ```
 
 Before writing, it lists on the terminal what the bundle will contain. On a terminal it asks
-`[y/N]` (unless `--yes`); from a script or a pipe it writes without asking. The zip (mode 0600) holds, under a top folder
-`codex-login-bundle/`:
+`[y/N]` (unless `--yes`); from a script or a pipe it writes without asking. The zip (mode 0600) holds,
+under a top folder `codex-login-bundle/`:
 
 - `log/attempts.log` and `log/timeline.json`: the log lines of the last 5 attempts, and their timelines;
 - `doctor.json`: the doctor report;
