@@ -373,3 +373,14 @@ def test_a_field_named_twice_is_refused_as_serde_does(text: str, field: str) -> 
 )
 def test_repeated_names_serde_ignores_are_accepted(text: str) -> None:
     assert _credentials.parse_auth_json(text).openai_api_key is not None
+
+
+def test_a_document_nested_near_the_decoders_depth_is_invalid_json_not_a_recursion_error() -> None:
+    # The duplicate-field check parses a second time, a few frames deeper than the first parse: a file at
+    # the edge passed the first and raised RecursionError from the second (a traceback in `status`).
+    for depth in range(900, 1100, 3):
+        text = '{"auth_mode": "apikey", "OPENAI_API_KEY": "sk-\\u0061", "x": ' + "[" * depth + "]" * depth + "}"
+        try:
+            assert _credentials.parse_auth_json(text).openai_api_key == "sk-a"
+        except _credentials.AuthParseError as err:
+            assert str(err).startswith("invalid JSON")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -737,6 +738,7 @@ def test_a_writer_whose_file_was_rotated_does_not_rotate_again(tmp_path: Path) -
 
 def test_rotation_waits_for_the_directory_lock_and_never_blocks_the_write(tmp_path: Path) -> None:
     handler = _writer(tmp_path, max_bytes=500, backups=2)
+    handler.watch_interval = 0.0  # retry the rotation at the next line (by default: a second later)
     peer = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # another process, in the middle of a rotation
     try:
         _line(handler, "a" * 400)
@@ -753,6 +755,48 @@ def test_rotation_waits_for_the_directory_lock_and_never_blocks_the_write(tmp_pa
     assert "b" * 400 in (tmp_path / f"{LOG_FILE_NAME}.1").read_text()
     assert (tmp_path / LOG_FILE_NAME).read_text().rstrip("\n").endswith("c" * 400)
     assert not handler.failed
+
+
+def test_a_held_rotation_lock_delays_one_line_not_every_line(tmp_path: Path) -> None:
+    # After a lock wait that timed out, every later line waited 0.2 s again under the handler lock (8 lines:
+    # 1.4 s), the sign-in callback's events included. Now rotation is not tried again before watch_interval.
+    handler = _writer(tmp_path, max_bytes=500, backups=2)
+    peer = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _line(handler, "a" * 400)
+        fcntl.flock(peer, fcntl.LOCK_EX)
+        started = time.monotonic()
+        for letter in "bcdefgh":
+            _line(handler, letter * 400)
+        assert time.monotonic() - started < 0.2 * 3  # one wait (0.2 s), not seven
+    finally:
+        os.close(peer)
+        handler.close()
+    assert not handler.failed
+
+
+def test_rotation_goes_on_where_the_directory_cannot_be_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NFS emulates flock with byte-range locks: an exclusive lock on the directory's read-only descriptor is
+    # EBADF. That error disabled the whole log at the first rotation; rotation now goes on unlocked.
+    real = fcntl.flock
+
+    def nfs_flock(fd: int, operation: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)  # the module logfile calls through
+    handler = _writer(tmp_path, max_bytes=500, backups=2)
+    try:
+        for letter in "abc":
+            _line(handler, letter * 400)
+    finally:
+        handler.close()
+    assert not handler.failed
+    assert "b" * 400 in (tmp_path / f"{LOG_FILE_NAME}.1").read_text()
+    assert (tmp_path / LOG_FILE_NAME).read_text().rstrip("\n").endswith("c" * 400)
 
 
 # ------------------------------------------------------------------------------------------------ streams

@@ -1402,10 +1402,15 @@ def _read_only_lock_path(monkeypatch: pytest.MonkeyPatch, home: Path) -> list[in
 def test_lock_on_a_read_only_home_opens_an_existing_lock_file_read_only(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """flock needs no write access: an existing lock file on a read-only CODEX_HOME still excludes others."""
+    """flock needs no write access: an existing lock file on a read-only CODEX_HOME still excludes others,
+    for a keyring save. auth_lock (refresh, the file store) stays strict: a refresh must fail before it
+    spends the refresh token at the issuer, not after, when its new tokens cannot be saved."""
     (home / ".auth.lock").touch(mode=0o600)
     flags_seen = _read_only_lock_path(monkeypatch, home)
-    with auth_lock(home):
+    with pytest.raises(StorageError, match="failed to open the auth lock"):
+        with auth_lock(home):
+            pass
+    with storage.store_lock(home, "keyring"):
         assert flags_seen[-1] & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) == 0
         proc = run_python(LOCK_CHILD, str(home), "0.2")  # a process whose os.open is the real one
         assert proc.stdout.startswith("refused:timed out after 0.2 s waiting for the auth lock "), proc.stdout

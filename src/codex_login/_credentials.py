@@ -602,7 +602,12 @@ def _repeated_field(text: str) -> str | None:
         return None
     import json
 
-    doc = json.loads(text, object_pairs_hook=_members)
+    try:
+        doc = json.loads(text, object_pairs_hook=_members)
+    except RecursionError:
+        # This parse runs a few frames deeper than the first: a file nested right at the limit passes that
+        # one and not this one. Such a document is no auth.json a CLI wrote.
+        raise AuthParseError("invalid JSON") from None
     if not isinstance(doc, _Members):
         return None
     for name in _TOP_LEVEL_KEYS:

@@ -251,8 +251,13 @@ def err(line: str, stream: "TextIO | None" = None) -> None:
         return
     try:
         print(line, file=target, flush=True)
-    except OSError:
-        mute(target)
+    except OSError as err:
+        import errno  # here: `status` starts without it
+
+        # The reader is gone (EPIPE) or the terminal is (EIO): so is every later message. Anything else (a
+        # non-blocking terminal's EAGAIN) loses this message only.
+        if isinstance(err, BrokenPipeError) or err.errno == errno.EIO:
+            mute(target)
 
 
 def mute(stream: "TextIO") -> None:

@@ -157,8 +157,6 @@ class HttpResponse:
     headers: dict[str, str]
     body: bytes = field(repr=False)
     truncated: bool = False
-    #: The body could not be decoded as its Content-Encoding says (gzip that is not gzip): ``body`` is empty.
-    undecodable: bool = False
 
     @property
     def status_text(self) -> str:
@@ -381,7 +379,7 @@ class HttpClient:
             try:
                 chunks: list[bytes] = []
                 size = 0
-                truncated = undecodable = False
+                truncated = False
                 try:
                     for chunk in response.iter_bytes():
                         chunks.append(chunk)
@@ -393,15 +391,15 @@ class HttpClient:
                             raise httpx.ReadTimeout("total deadline exceeded")
                 except httpx.DecodingError:
                     # An answer arrived, with a body its Content-Encoding does not describe: its status still
-                    # counts (a 400 is the issuer's refusal, not "error sending request"); the body is unusable.
-                    chunks, undecodable = [], True
+                    # counts (a 400 is the issuer's refusal, not "error sending request"); the body is unusable,
+                    # so it is empty: callers read it as "not JSON", as any body they cannot use.
+                    chunks = []
                 body = b"".join(chunks)[:MAX_BODY_BYTES]
                 return HttpResponse(
                     status=response.status_code,
                     headers={k.lower(): v for k, v in response.headers.items()},
                     body=body,
                     truncated=truncated,
-                    undecodable=undecodable,
                 )
             finally:
                 response.close()

@@ -1048,13 +1048,15 @@ class _NoLockFile(StorageError):
     """``.auth.lock`` does not exist and cannot be created: no process can be holding it."""
 
 
-def _open_lock_file(path: str) -> int:
+def _open_lock_file(path: str, read_only_ok: bool) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
     except OSError as err:
         failure = err
     message = f"failed to open the auth lock {path}: {_os_error_text(failure)}"
-    if failure.errno not in _UNWRITABLE_ERRNOS:
+    if not read_only_ok or failure.errno not in _UNWRITABLE_ERRNOS:
+        # Strict for the file store and for refresh (auth_lock): a CODEX_HOME it cannot write must stop a
+        # refresh before it spends the refresh token at the issuer, not when the new tokens cannot be saved.
         raise StorageError(message) from None
     # A read-only CODEX_HOME (or a lock file another user made): flock needs no write access, so an existing
     # lock file is opened read-only and locked like any other. Only tried after the usual open failed, so
@@ -1067,8 +1069,8 @@ def _open_lock_file(path: str) -> int:
         raise StorageError(message) from None
 
 
-def _acquire_file_lock(path: str, deadline: float, timeout: float) -> int:
-    fd = _open_lock_file(path)
+def _acquire_file_lock(path: str, deadline: float, timeout: float, read_only_ok: bool = False) -> int:
+    fd = _open_lock_file(path, read_only_ok)
     try:
         while True:
             try:
@@ -1095,8 +1097,8 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> con
     Used around load-refresh-save and login persistence so two processes never spend the same refresh
     token. Waits up to ``timeout`` seconds (polling every 50 ms), then raises :class:`StorageError`.
     Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
-    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing. An
-    existing lock file that cannot be opened for writing (read-only CODEX_HOME) is opened read-only.
+    threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing; one that
+    cannot be written is an error here (see :func:`store_lock` for the keyring's leniency).
     """
     import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
 
@@ -1167,7 +1169,7 @@ def _open_and_lock(home: str, path: str, deadline: float, timeout: float, skip_i
             return -1  # CODEX_HOME cannot be created, so neither can anyone's lock file in it
         raise StorageError(f"failed to create {home}: {_os_error_text(err)}") from None
     try:
-        return _acquire_file_lock(path, deadline, timeout)
+        return _acquire_file_lock(path, deadline, timeout, read_only_ok=skip_if_impossible)
     except _NoLockFile:
         if skip_if_impossible:
             return -1

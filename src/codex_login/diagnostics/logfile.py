@@ -229,11 +229,14 @@ def _write_warning(stream: TextIO | None, line: str) -> None:
 _LOCK_WAIT_SECONDS: Final = 0.2
 
 
-def _lock_dir(dfd: int) -> bool:
-    """Take the rotation lock on the log directory; ``False`` if another process kept it for too long.
+def _lock_dir(dfd: int) -> bool | None:
+    """Take the rotation lock on the log directory: ``True`` when held, ``False`` if another process kept it
+    for too long, ``None`` where the directory cannot be locked at all (NFS emulates flock with byte-range
+    locks, which an exclusive lock on a read-only descriptor cannot take: EBADF).
 
     Bounded: a peer stopped while holding it (a suspended terminal) must not stall a sign-in's logging. Without
-    the lock the write goes ahead and rotation waits for a later line.
+    the lock the write goes ahead and rotation waits (see ``_rotate_retry_at``); where there is no lock to take,
+    rotation goes on without it, as it did before processes were serialised.
     """
     deadline = time.monotonic() + _LOCK_WAIT_SECONDS
     while True:
@@ -244,6 +247,8 @@ def _lock_dir(dfd: int) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.002)
+        except OSError:
+            return None
 
 
 class RotatingLoginFileHandler(logging.Handler):
@@ -251,7 +256,8 @@ class RotatingLoginFileHandler(logging.Handler):
 
     Writes go straight to the descriptor with ``os.write`` under the handler lock (no buffering, so a crash
     loses nothing already logged). ``watch_interval`` (seconds) is how often, at most, the handler checks
-    that another process has not rotated the file away from it. ``warn_stream`` receives the one warning if
+    that another process has not rotated the file away from it, and how long it leaves rotation alone after a
+    peer held the rotation lock past its wait. ``warn_stream`` receives the one warning if
     the handler gives up (default: ``sys.stderr`` at that moment).
     """
 
@@ -276,6 +282,7 @@ class RotatingLoginFileHandler(logging.Handler):
         self._fd = -1
         self._identity = (0, 0)  # (st_dev, st_ino) of the file behind _fd
         self._next_watch = 0.0
+        self._rotate_retry_at = 0.0  # rotation is not tried before this (monotonic) time: a peer held the lock
         self._dfd = _open_dir(self.log_dir)
         try:
             self._adopt(_open_file_at(self._dfd, self.path))
@@ -318,8 +325,8 @@ class RotatingLoginFileHandler(logging.Handler):
         else:
             # The file's size, other processes' appends included, without building a stat result.
             size = os.lseek(self._fd, 0, os.SEEK_END)
-        if self.max_bytes > 0 and size > 0 and size + len(data) > self.max_bytes:
-            self._rotate_and_write(data)
+        if self.max_bytes > 0 and size > 0 and size + len(data) > self.max_bytes and now >= self._rotate_retry_at:
+            self._rotate_and_write(data, now)
             return
         self._write_all(data)
 
@@ -341,10 +348,14 @@ class RotatingLoginFileHandler(logging.Handler):
         self._fd = -1
         self._adopt(_open_file_at(self._dfd, self.path))
 
-    def _rotate_and_write(self, data: bytes) -> None:
+    def _rotate_and_write(self, data: bytes, now: float) -> None:
         # Processes sharing log_dir rotate one at a time (flock on the directory: no extra file to create and
         # check), and each looks again once it holds the lock: the one before it may have rotated already.
-        if not _lock_dir(self._dfd):
+        locked = _lock_dir(self._dfd)
+        if locked is False:
+            # A peer holds the lock (stopped mid-rotation?): write, and do not wait for it again on every line
+            # (each would sleep 0.2 s under the handler lock, the callback's events included) until later.
+            self._rotate_retry_at = now + self.watch_interval
             self._write_all(data)
             return
         try:
@@ -353,7 +364,8 @@ class RotatingLoginFileHandler(logging.Handler):
                 self._rotate()
             self._write_all(data)
         finally:
-            fcntl.flock(self._dfd, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(self._dfd, fcntl.LOCK_UN)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
