@@ -491,7 +491,15 @@ def test_hostile_user_code_is_sanitized() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "file:///etc/passwd", "https://a\x1b[31m.example/", "https://user:pw@host/", "https://"],
+    [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "https://a\x1b[31m.example/",
+        "https://user:pw@host/",
+        "https://",
+        "http://evil.example.net/activate",  # plain http off the machine: the issuer's own rule (S-8628-4)
+        "http://[::1/device",  # a bracket left open (urlsplit: ValueError)
+    ],
 )
 def test_bad_verification_urls_are_refused(url: str) -> None:
     assert url_problem(url) is not None
@@ -524,6 +532,25 @@ def device_auth(**extra: object) -> Answer:
         **extra,
     }
     return Answer.json(200, {k: v for k, v in payload.items() if v is not None})
+
+
+@pytest.mark.parametrize("case", [
+    (30, 30.0, "the device code expired after 30 seconds"),
+    ("120", 120.0, "the device code expired after 2 minutes"),  # a numeric string, as some providers send
+    (3600, 900.0, "device auth timed out after 15 minutes"),  # capped: the reference's text
+])
+def test_rfc8628_expiry_ends_the_wait_with_its_own_message(
+    issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, case: tuple[object, float, str]
+) -> None:
+    expires_in, seconds, message = case
+    # An expired code said "timed out after 15 minutes" after 30 s; a string expires_in was ignored (15 min).
+    issuer.routes[DISCOVERY] = discovery(issuer)
+    issuer.routes[DEVICE_AUTH] = device_auth(expires_in=expires_in)
+    issuer.token = token_error("authorization_pending")
+    result, shown = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, LoginTimedOut) and str(result) == message
+    assert shown[0].expires_in == seconds
+    assert sum(clock.sleeps) == seconds
 
 
 def token_error(error: str) -> Answer:
@@ -750,6 +777,22 @@ def test_cli_device_success_prints_the_prompt_on_stdout(issuer: ScriptedIssuer, 
     assert re.search(r"INFO login\{attempt=la_[0-9a-f]{8}\}: codex_cli::login: starting device code login flow", log)
     assert "login finished outcome=success flow=device" in log
     assert_no_canaries(log)
+
+
+def test_cli_device_with_stdout_closed_is_a_clean_error(issuer: ScriptedIssuer, codex_home: Path) -> None:
+    # `>&-`: Python has no sys.stdout at all, and the prompt's write raised AttributeError (a traceback).
+    issuer.routes[USERCODE] = usercode()
+    issuer.routes[POLL] = AUTHORIZED
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "{CLI}" --device-auth --port 0 --issuer {issuer.url} >&-'],
+        env=cli_env(codex_home), capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    errs = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in errs
+    assert errs.splitlines()[0] == (
+        "Error logging in with device code: could not print the device code on stdout: it is closed"
+    )
+    assert not (codex_home / "auth.json").exists()
 
 
 def test_cli_device_hostile_user_code(issuer: ScriptedIssuer, codex_home: Path) -> None:

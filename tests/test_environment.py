@@ -268,6 +268,15 @@ def test_wsl_openers() -> None:
     assert opener.arg_template == "Start-Process '{url}'"
 
 
+def test_no_wsl_opener_over_ssh() -> None:
+    # Over SSH into WSL the Windows desktop is the remote machine's, not the person's (gh #13445): wslview
+    # ran there while the terminal said the browser could not reach localhost.
+    wsl = {"proc_version": WSL2_RELEASE, "which": which_of({"wslview": "/usr/bin/wslview"})}
+    assert choose_browser_opener(linux({"SSH_CONNECTION": "1 2 3 4", "SSH_TTY": "/dev/pts/0"}, **wsl)) is None
+    forwarded = choose_browser_opener(linux({"SSH_CONNECTION": "1 2 3 4", "DISPLAY": "localhost:10.0"}, **wsl))
+    assert forwarded == BrowserOpener(name="webbrowser", kind="webbrowser")  # ssh -X: the person's own screen
+
+
 def test_wsl_without_opener() -> None:
     assert choose_browser_opener(linux(proc_version=WSL2_RELEASE)) is None
     wslg = choose_browser_opener(linux({"DISPLAY": ":0"}, proc_version=WSL2_RELEASE))

@@ -933,3 +933,14 @@ def test_a_failed_attempt_still_clears_the_status_and_raises(issuer: ScriptedIss
         assert str(waiter.error) == "Sign-in failed: access_denied"
     finally:
         waiter.close()
+
+
+def test_a_printer_without_stderr_prints_nothing_and_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `2>&-`: sys.stderr is None; the first line ("Starting local login server...") raised AttributeError and
+    # the attempt ended without its final event.
+    monkeypatch.setattr(sys, "stderr", None)
+    printer = TerminalPrinter(env={})
+    printer.line("Starting local login server on http://localhost:1455.")
+    printer.status("Waiting for the browser (9:59 left).")
+    printer.line("done")
+    assert printer.columns() is None

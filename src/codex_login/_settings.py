@@ -256,7 +256,7 @@ def _url_problem(issuer: str) -> str | None:
         return "it must not contain a user name or password"
     if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
         return "it must not contain a query or a fragment"
-    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return "plain http:// is only allowed for a loopback issuer (127.0.0.1, ::1, localhost)"
     try:
         _ = parts.port
@@ -265,7 +265,8 @@ def _url_problem(issuer: str) -> str | None:
     return None
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: where plain http:// is allowed (traffic never leaves the machine)."""
     if host.lower() == "localhost":
         return True
     import ipaddress

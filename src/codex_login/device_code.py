@@ -202,20 +202,46 @@ class DeviceLoginOptions:
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not acceptable as an endpoint or a verification URL from a server, or None.
 
-    http(s) only, with a host, no user info, no whitespace or control characters, at most 2 KiB.
+    https, or http to a loopback host only (the rule for the issuer itself: a discovery document or a device
+    answer must not send the device code, the tokens or the user to a plain-http host elsewhere); a host, no
+    user info, no whitespace or control characters, at most 2 KiB.
     """
+    from ._settings import is_loopback_host
+
     if len(url) > URL_DISPLAY_LIMIT:
         return "it is too long"
     if any(ord(ch) < 0x21 or 0x7F <= ord(ch) <= 0x9F for ch in url):
         return "it contains whitespace or control characters"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a bracket left open
+        return "it is not a valid URL"
     if parts.scheme not in ("http", "https"):
         return "it is not an http(s) URL"
-    if not parts.hostname:
+    if not host:
         return "it has no host"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return "plain http:// is only allowed for a loopback host"
     if parts.username is not None or parts.password is not None:
         return "it contains a user name or password"
     return None
+
+
+def _effective_expiry(raw: object, maximum: float) -> float:
+    """The server's ``expires_in`` (a number, or a numeric string as some providers send, like ``interval``)
+    capped at ``maximum``; missing, non-numeric, non-finite or not positive means ``maximum``."""
+    value: float | None = None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        return maximum
+    return min(value, maximum)
 
 
 def effective_interval(raw: object, minimum: float = DEFAULT_MIN_INTERVAL, maximum: float = MAX_INTERVAL) -> float:
@@ -340,10 +366,14 @@ def _check_cancelled(options: DeviceLoginOptions) -> None:
         raise DeviceLoginStopped("cancelled")
 
 
-def _timed_out(options: DeviceLoginOptions) -> LoginTimedOut:
-    events.timed_out(after_seconds=options.max_wait, logger=events.DEVICE)
-    minutes = options.max_wait / 60
-    return LoginTimedOut(f"device auth timed out after {minutes:g} minutes")
+def _timed_out(options: DeviceLoginOptions, code: DeviceCode) -> LoginTimedOut:
+    waited = min(options.max_wait, code.expires_in)
+    events.timed_out(after_seconds=waited, logger=events.DEVICE)
+    if waited >= options.max_wait:
+        return LoginTimedOut(f"device auth timed out after {options.max_wait / 60:g} minutes")  # parity
+    # The server's expires_in ended it first: say so, with the real wait (not the 15-minute cap's text).
+    shown = f"{waited / 60:g} minutes" if waited >= 120 else f"{waited:g} seconds"
+    return LoginTimedOut(f"the device code expired after {shown}")
 
 
 # --------------------------------------------------------------------------------------------- request
@@ -442,10 +472,7 @@ def _request_rfc8628(
     SECRETS.add("device_code", device_code)
     SECRETS.add("user_code", user_code)
     interval = effective_interval(data.get("interval"), options.min_interval)
-    expires_raw = data.get("expires_in")
-    expires_in = options.max_wait
-    if isinstance(expires_raw, int | float) and not isinstance(expires_raw, bool) and expires_raw > 0:
-        expires_in = min(float(expires_raw), options.max_wait)
+    expires_in = _effective_expiry(data.get("expires_in"), options.max_wait)
     events.device_code_requested(dialect=DIALECT_RFC8628, status=resp.status_text, interval_effective=interval)
     return DeviceCode(
         dialect=DIALECT_RFC8628,
@@ -505,7 +532,7 @@ def _poll_codex(options: DeviceLoginOptions, code: DeviceCode, client: HttpClien
                 interval = next_interval
             remaining = deadline - options.clock()
             if remaining <= 0:
-                raise _timed_out(options)
+                raise _timed_out(options, code)
             sleep(min(interval, remaining))
             continue
         events.device_poll_failed(status=resp.status_text, error_code=_error_code_for_log(resp), polls=polls)
@@ -548,7 +575,7 @@ def _poll_rfc8628(options: DeviceLoginOptions, code: DeviceCode, client: HttpCli
     while True:
         remaining = deadline - options.clock()
         if remaining <= 0:
-            raise _timed_out(options)
+            raise _timed_out(options, code)
         # RFC 8628 §3.4: wait the interval before each request, the first one included.
         sleep(min(interval, remaining))
         _check_cancelled(options)

@@ -377,11 +377,15 @@ class OpenResult:
 def choose_browser_opener(info: EnvironmentInfo) -> BrowserOpener | None:
     """Pick how to open the sign-in URL here, or ``None`` when no browser can be opened.
 
-    ``BROWSER`` wins; on WSL without it, ``wslview`` or ``powershell.exe Start-Process``; otherwise the
-    platform default when a display exists (not on a remote desktop machine reached over SSH).
+    ``BROWSER`` wins; over SSH, the platform default only through a forwarded display, else nothing (a browser
+    opened on the remote machine, a WSL host's Windows desktop included, is not the person's: gh #13445); on
+    WSL, ``wslview`` or ``powershell.exe Start-Process``; otherwise the platform default when a display exists.
     """
     if info.browser_env:
         return BrowserOpener(name="BROWSER", kind="browser_env", browser_env=info.browser_env)
+    if info.ssh:
+        # Only a forwarded display (ssh -X) is on the person's screen; a WSL opener would use the host's.
+        return BrowserOpener(name="webbrowser", kind="webbrowser") if info.display_env else None
     if info.wsl and info.wsl_opener and info.wsl_opener_path:
         if info.wsl_opener == "wslview":
             return BrowserOpener(name="wslview", kind="command", argv=(info.wsl_opener_path,))
@@ -391,8 +395,6 @@ def choose_browser_opener(info: EnvironmentInfo) -> BrowserOpener | None:
             argv=(info.wsl_opener_path, "-NoProfile", "-NonInteractive", "-Command"),
             arg_template="Start-Process '{url}'",
         )
-    if info.ssh and not info.display_env:
-        return None
     if info.display:
         return BrowserOpener(name="webbrowser", kind="webbrowser")
     return None

@@ -83,14 +83,16 @@ class TerminalMode:
     escapes: bool
 
 
-def _isatty(stream: TextIO) -> bool:
+def _isatty(stream: TextIO | None) -> bool:
+    if stream is None:
+        return False
     try:
         return stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
 
 
-def terminal_mode(stream: TextIO, env: Mapping[str, str] = os.environ) -> TerminalMode:
+def terminal_mode(stream: TextIO | None, env: Mapping[str, str] = os.environ) -> TerminalMode:
     """Rewrite in place only on a terminal that is not ``TERM=dumb``; no escapes when ``NO_COLOR`` is set
     (https://no-color.org: present and not empty)."""
     rewrite = _isatty(stream) and env.get("TERM", "") != "dumb"
@@ -174,13 +176,15 @@ class TerminalPrinter:
         self._last_plain: float | None = None
 
     @property
-    def stream(self) -> TextIO:
-        # sys.stderr at the time of writing, so a replaced stderr (tests, embedding) is honoured.
+    def stream(self) -> TextIO | None:
+        # sys.stderr at the time of writing, so a replaced stderr (tests, embedding) is honoured; None when the
+        # process started with stderr closed.
         return self._stream if self._stream is not None else sys.stderr
 
     def columns(self) -> int | None:
         """The width to fit the status to, or None when the status is not rewritten in place."""
-        return terminal_columns(self.stream, self._env) if self.mode.rewrite else None
+        stream = self.stream
+        return terminal_columns(stream, self._env) if self.mode.rewrite and stream is not None else None
 
     def line(self, text: str) -> None:
         """Print one line. On a terminal the status line is cleared first and drawn again below it."""
@@ -229,6 +233,8 @@ class TerminalPrinter:
 
     def _write(self, data: str) -> None:
         stream = self.stream
+        if stream is None:
+            return  # started with stderr closed (`2>&-`: sys.stderr is None): the sign-in itself goes on
         try:
             stream.write(data)
             stream.flush()

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     def show(code: DeviceCode) -> None:
         out = sys.stdout
+        if out is None:  # started with stdout closed (`>&-`): Python then has no sys.stdout at all
+            raise LoginError("could not print the device code on stdout: it is closed", failure_class="error")
         try:
             out.write(render_device_prompt(code, color=stream_supports_color(out)))
             out.flush()
