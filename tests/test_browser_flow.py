@@ -682,10 +682,10 @@ def test_an_attempt_ended_while_the_save_waits_for_the_lock_writes_nothing(
     waiting, acquired = threading.Event(), threading.Event()
     real_acquire = storage._acquire_file_lock
 
-    def observed(path: str, deadline: float, timeout: float) -> int:
+    def observed(path: str, deadline: float, timeout: float, read_only_ok: bool = False) -> int:
         waiting.set()
         try:
-            return real_acquire(path, deadline, timeout)
+            return real_acquire(path, deadline, timeout, read_only_ok)
         finally:
             acquired.set()
 
