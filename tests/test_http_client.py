@@ -5,12 +5,15 @@ proxy values curl would accept, no password in an error)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -256,3 +259,73 @@ def test_the_total_deadline_ends_a_request_whose_answer_drips_in(fast: int) -> N
         server.close()
     assert caught.value.transport_kind == "timeout" and caught.value.is_timeout
     assert str(caught.value).endswith(": timed out (connect 1 s, total 1 s)")
+
+
+def test_the_total_deadline_also_ends_a_request_whose_deadline_passed_while_it_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The deadline passed during a slow DNS lookup: the watchdog dropped the request before its socket
+    # existed, and the dripping answer then ran on for 25 s. The connection is now shut down once it is up.
+    real = socket.getaddrinfo
+
+    def slow_lookup(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    server = DripServer(0)
+    started = time.monotonic()
+    try:
+        with HttpClient(HttpSettings(env={}, total_timeout=1.0, connect_timeout=5.0)) as client:
+            with pytest.raises(TransportError) as caught:
+                client.post_form(f"{server.url}/oauth/token", "a=2")
+    finally:
+        server.close()
+    assert caught.value.transport_kind == "timeout"
+    assert time.monotonic() - started < 10  # was ~25 s: the whole dripping head
+
+
+# ------------------------------------------------------------------------------------------- proxies and CAs
+
+
+@pytest.mark.parametrize("uppercase_first", [True, False])
+def test_the_uppercase_proxy_variable_wins_in_any_order(uppercase_first: bool) -> None:
+    # As reqwest reads them; the environment's order decided before (the last spelling won).
+    def ordered(upper: tuple[str, str], lower: tuple[str, str]) -> dict[str, str]:
+        return dict([upper, lower] if uppercase_first else [lower, upper])
+
+    url = "https://auth.openai.com/oauth/token"
+    env = ordered(("HTTPS_PROXY", "http://upper.corp:2222"), ("https_proxy", "http://lower.corp:1111"))
+    assert proxy_for_url(url, env) == "http://upper.corp:2222"
+    env = {"HTTPS_PROXY": "http://p:1", **ordered(("NO_PROXY", "openai.com"), ("no_proxy", "other.com"))}
+    assert proxy_for_url(url, env) is None
+
+
+def test_a_ca_file_without_a_certificate_is_a_load_failure_not_a_read_failure(tmp_path: Path) -> None:
+    # ssl.SSLError is an OSError: the "Failed to read" branch caught it and printed OpenSSL's internals.
+    path = tmp_path / "garbage.pem"
+    path.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    with pytest.raises(TransportError) as caught:
+        build_ssl_context(CaSource("CODEX_CA_CERTIFICATE", str(path)))
+    assert str(caught.value) == (
+        f"Failed to load CA certificate file {path} selected by CODEX_CA_CERTIFICATE: "
+        "it does not contain a PEM certificate"
+    )
+
+
+@pytest.mark.parametrize("form", ["utf8-bom", "trusted-certificate"])
+def test_ca_files_openssl_reads_are_trusted(tls_issuer: TlsIssuer, tmp_path: Path, form: str) -> None:
+    # A byte order mark hid the BEGIN line; OpenSSL's TRUSTED CERTIFICATE blocks (NixOS bundles, `openssl x509
+    # -trustout`: the certificate followed by its trust settings) were not read as certificates.
+    pem = tls_issuer.ca_pem.read_bytes()
+    if form == "utf8-bom":
+        data = b"\xef\xbb\xbf" + pem
+    else:
+        der = ssl.PEM_cert_to_DER_cert(pem.decode())
+        server_auth_trust = bytes.fromhex("300c300a06082b06010505070301")  # X509_CERT_AUX: trust serverAuth
+        body = base64.encodebytes(der + server_auth_trust).decode()
+        data = f"-----BEGIN TRUSTED CERTIFICATE-----\n{body}-----END TRUSTED CERTIFICATE-----\n".encode()
+    path = tmp_path / f"{form}.pem"
+    path.write_bytes(data)
+    with HttpClient(_settings(CODEX_CA_CERTIFICATE=str(path))) as client:
+        assert client.get(f"{tls_issuer.url}/oauth/token").status == 405

@@ -31,11 +31,22 @@ class InFlight:
         self.sock = sock
         self.expired = False
 
+    def attach(self, sock: socket.socket) -> None:
+        """The request's connection is up: if the deadline passed while it was being made (a slow DNS lookup,
+        several addresses tried in turn), shut it down now, as no watchdog round will come back for it."""
+        self.sock = sock
+        if self.expired:
+            self._shut_down(sock)
+
     def expire(self) -> None:
         self.expired = True
         sock = self.sock
         if sock is None:
-            return  # not connected yet: the connect timeout bounds that part
+            return  # not connected yet: attach() shuts the connection down once it exists
+        self._shut_down(sock)
+
+    @staticmethod
+    def _shut_down(sock: socket.socket) -> None:
         try:
             # socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would drop the TLS state
             # under the thread still reading through it. Shutting down wakes that read; closing would not.

@@ -638,14 +638,12 @@ def _proxy_problem(proxy: str) -> str | None:
 
 
 def _proxy_variable(url: str, env: Mapping[str, str]) -> str:
-    """The variable :func:`codex_login.http.proxy_for_url` took the proxy for ``url`` from: names are read
-    case-blind, the scheme's own before ALL_PROXY, and of two spellings of one name the later one wins."""
-    names: dict[str, str] = {}
-    for key in env:
-        if key.lower().endswith("_proxy") and env[key]:
-            names[key.lower()] = key
-    scheme = urlsplit(url).scheme.lower()
-    return names.get(f"{scheme}_proxy") or names.get("all_proxy") or "the proxy environment variables"
+    """The variable :func:`codex_login.http.proxy_for_url` took the proxy for ``url`` from."""
+    from .http import proxy_variables
+
+    variables = proxy_variables(env)
+    chosen = variables.get(f"{urlsplit(url).scheme.lower()}_proxy") or variables.get("all_proxy")
+    return chosen[0] if chosen is not None else "the proxy environment variables"
 
 
 def _proxy_endpoint(proxy: str) -> tuple[str, str, int]:

@@ -76,38 +76,53 @@ def build_ssl_context(ca: CaSource) -> ssl.SSLContext:
         ctx = ssl.create_default_context()
         # Only ASCII lines: OpenSSL skips text outside the BEGIN/END blocks, and bundles label certificates
         # with comments in any language, but ``cadata`` takes ASCII text (a block with other bytes in it is
-        # not a certificate either way).
+        # not a certificate either way). A UTF-8 byte order mark goes first (it would hide the BEGIN line
+        # that follows it), and OpenSSL's "TRUSTED CERTIFICATE" blocks (NixOS bundles, `openssl x509
+        # -trustout`) are read as the certificates they start with, as a cafile= load reads them.
+        pem = pem.removeprefix(b"\xef\xbb\xbf").replace(b"-----BEGIN TRUSTED CERTIFICATE-----",
+                                                         b"-----BEGIN CERTIFICATE-----")
+        pem = pem.replace(b"-----END TRUSTED CERTIFICATE-----", b"-----END CERTIFICATE-----")
         ascii_lines = [line.decode("ascii") for line in pem.splitlines() if line.isascii()]
         ctx.load_verify_locations(cadata="\n".join(ascii_lines))
-    except OSError as err:
-        raise TransportError(
-            f"Failed to read CA certificate file {ca.path} selected by {ca.name}: {err.strerror}",
-            transport_kind="ca_config",
-        ) from None
-    except (ssl.SSLError, ValueError):
+    except (ssl.SSLError, ValueError):  # before OSError: ssl.SSLError is one, and this is no read failure
         raise TransportError(
             f"Failed to load CA certificate file {ca.path} selected by {ca.name}: "
             "it does not contain a PEM certificate",
             transport_kind="ca_config",
         ) from None
+    except OSError as err:
+        raise TransportError(
+            f"Failed to read CA certificate file {ca.path} selected by {ca.name}: {err.strerror}",
+            transport_kind="ca_config",
+        ) from None
     return ctx
+
+
+def proxy_variables(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The non-empty ``*_proxy`` variables by lowercased name: (the variable's own name, its value).
+
+    Of two spellings of one name the uppercase one wins (``HTTPS_PROXY`` over ``https_proxy``), as reqwest
+    reads them, whatever their order in the environment (it decided before). Only the ``*_proxy`` values are
+    read: os.environ decodes every value it hands out, and this runs on the callback's path (issue 9).
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for key in env:
+        name = key.lower()
+        if name.endswith("_proxy") and (value := env[key]) and (name not in found or key != name):
+            found[name] = (key, value)
+    return found
 
 
 def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     """The proxy the environment selects for ``url`` (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), or None."""
     parts = urlsplit(url)
-    lowered: dict[str, str] = {}
-    # Only the *_proxy values are read: os.environ decodes every value it hands out, and this runs on the
-    # callback's path (issue 9).
-    for key in env:
-        name = key.lower()
-        if name.endswith("_proxy") and (value := env[key]):
-            lowered[name] = value
-    no_proxy = lowered.get("no_proxy", "")
+    variables = proxy_variables(env)
+    no_proxy = variables["no_proxy"][1] if "no_proxy" in variables else ""
     host = parts.hostname or ""
     if no_proxy and _bypassed(host, parts.port, no_proxy):
         return None
-    proxy = lowered.get(f"{parts.scheme}_proxy") or lowered.get("all_proxy")
+    chosen = variables.get(f"{parts.scheme}_proxy") or variables.get("all_proxy")
+    proxy = chosen[1] if chosen is not None else None
     if proxy is not None and "://" not in proxy:
         return f"http://{proxy}"  # ``proxy.corp:3128``: curl and reqwest read it as an HTTP proxy
     return proxy
@@ -365,7 +380,8 @@ class HttpClient:
                     stream = info.get("return_value")
                     sock = stream.get_extra_info("socket") if stream is not None else None
                     if isinstance(sock, socket.socket):
-                        in_flight.sock = self._sockets[origin] = sock
+                        self._sockets[origin] = sock
+                        in_flight.attach(sock)
 
             request = httpx.Request(
                 method,
