@@ -228,9 +228,9 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _effective_expiry(raw: object, maximum: float) -> float:
-    """The server's ``expires_in`` (a number, or a numeric string as some providers send, like ``interval``)
-    capped at ``maximum``; missing, non-numeric, non-finite or not positive means ``maximum``."""
+def _positive_seconds(raw: object) -> float | None:
+    """A server's number of seconds (a number, or a numeric string as some providers send), or None when it
+    is missing, not a number, not finite or not positive."""
     value: float | None = None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         value = float(raw)
@@ -240,25 +240,20 @@ def _effective_expiry(raw: object, maximum: float) -> float:
         except ValueError:
             value = None
     if value is None or not math.isfinite(value) or value <= 0:
-        return maximum
-    return min(value, maximum)
+        return None
+    return value
+
+
+def _effective_expiry(raw: object, maximum: float) -> float:
+    """The server's ``expires_in`` capped at ``maximum``; anything unusable means ``maximum``."""
+    value = _positive_seconds(raw)
+    return maximum if value is None else min(value, maximum)
 
 
 def effective_interval(raw: object, minimum: float = DEFAULT_MIN_INTERVAL, maximum: float = MAX_INTERVAL) -> float:
     """The poll interval to use for the server's ``interval`` value (string or number), clamped."""
-    value: float | None = None
-    if isinstance(raw, bool):
-        value = None
-    elif isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = None
-    if value is None or not math.isfinite(value) or value <= 0:
-        value = DEFAULT_INTERVAL
-    return min(max(value, minimum), maximum)
+    value = _positive_seconds(raw)
+    return min(max(DEFAULT_INTERVAL if value is None else value, minimum), maximum)
 
 
 def _json_object(resp: HttpResponse) -> dict[str, object] | None:
