@@ -757,22 +757,28 @@ def test_rotation_waits_for_the_directory_lock_and_never_blocks_the_write(tmp_pa
     assert not handler.failed
 
 
-def test_a_held_rotation_lock_delays_one_line_not_every_line(tmp_path: Path) -> None:
-    # After a lock wait that timed out, every later line waited 0.2 s again under the handler lock (8 lines:
-    # 1.4 s), the sign-in callback's events included. Now rotation is not tried again before watch_interval.
+def test_a_held_rotation_lock_delays_one_line_not_every_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a lock wait that timed out, every later line waited for the lock again (0.2 s each, under the
+    # handler lock: 8 lines took 1.4 s, the sign-in callback's events included). Now rotation is not tried
+    # again before watch_interval has passed.
+    from codex_login.diagnostics import logfile
+
+    attempts: list[int] = []
+
+    def held_by_a_peer(dfd: int) -> bool | None:
+        attempts.append(dfd)
+        return False  # what _lock_dir says once its bounded wait is over
+
+    monkeypatch.setattr(logfile, "_lock_dir", held_by_a_peer)
     handler = _writer(tmp_path, max_bytes=500, backups=2)
-    peer = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         _line(handler, "a" * 400)
-        fcntl.flock(peer, fcntl.LOCK_EX)
-        started = time.monotonic()
         for letter in "bcdefgh":
-            _line(handler, letter * 400)
-        assert time.monotonic() - started < 0.2 * 3  # one wait (0.2 s), not seven
+            _line(handler, letter * 400)  # each over the cap
     finally:
-        os.close(peer)
         handler.close()
-    assert not handler.failed
+    assert len(attempts) == 1
+    assert not handler.failed and not (tmp_path / f"{LOG_FILE_NAME}.1").exists()
 
 
 def test_rotation_goes_on_where_the_directory_cannot_be_locked(
