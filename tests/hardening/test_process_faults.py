@@ -36,6 +36,7 @@ from tests.hardening.conftest import (
     read_log,
     request_bytes,
 )
+from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, Recorded
 
 
@@ -43,41 +44,23 @@ def log_text(harness: Harness) -> str:
     return "".join(read_log(harness.codex_home / "log").values())
 
 
-class RecordingListener:
+class RecordingListener(LoopbackServer):
     """Something that is not a login server holding a port: it records every byte and answers nothing."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
         self.received: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(backlog=16, port=port)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(1)
+            data = b""
             try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
+                while chunk := conn.recv(4096):
+                    data += chunk
             except OSError:
-                return
-            with conn:
-                conn.settimeout(1)
-                data = b""
-                try:
-                    while chunk := conn.recv(4096):
-                        data += chunk
-                except OSError:
-                    pass
-                self.received.append(data)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self._thread.join(2)
+                pass
+            self.received.append(data)
 
 
 # --------------------------------------------------------------------------------------------- H1-H3

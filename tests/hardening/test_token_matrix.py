@@ -28,6 +28,7 @@ import pytest
 import trustme
 
 from tests.hardening.conftest import PAGE, TERMINAL, Expect, Harness, free_port, read_log, rss_kib
+from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, tokens_answer
 
 SLOW = 2.0  # login_http_timeout for the rows that wait on a silent endpoint
@@ -40,38 +41,23 @@ def log_text(harness: Harness) -> str:
 # --------------------------------------------------------------------------------------------- endpoints
 
 
-class RawEndpoint:
+class RawEndpoint(LoopbackServer):
     """A token endpoint that misbehaves at the byte level: it reads each request, then runs ``behaviour``
     on the connection. It counts connections and keeps every byte received."""
 
     def __init__(self, behaviour: Callable[[socket.socket, threading.Event], None]) -> None:
         self.behaviour = behaviour
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.connections = 0
         self.received = bytearray()
-        self.stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__(backlog=16)
 
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+        threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _answer(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(10)
             data = b""
@@ -93,14 +79,9 @@ class RawEndpoint:
                     body += chunk
                 with self._lock:
                     self.received += head + b"\r\n\r\n" + body
-                self.behaviour(conn, self.stop)
+                self.behaviour(conn, self._stop)
             except OSError:
                 return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-        self._thread.join(2)
 
 
 @contextlib.contextmanager
