@@ -499,10 +499,17 @@ def test_hostile_user_code_is_sanitized() -> None:
         "https://",
         "http://evil.example.net/activate",  # plain http off the machine: the issuer's own rule (S-8628-4)
         "http://[::1/device",  # a bracket left open (urlsplit: ValueError)
+        "https://auth.example.com\x85/device",  # a C1 control (NEL): would reach the terminal
+        "https://auth.example.com:99999/device",  # no such port: shown to the user, useless to open
     ],
 )
 def test_bad_verification_urls_are_refused(url: str) -> None:
     assert url_problem(url) is not None
+
+
+def test_a_verification_url_may_carry_a_query_and_a_loopback_host_may_be_plain_http() -> None:
+    assert url_problem("https://auth.example.com/activate?user_code=ABCD-EFGH") is None
+    assert url_problem("http://127.0.0.1:8080/device#code") is None
 
 
 # --------------------------------------------------------------------------------------------- RFC 8628
@@ -678,7 +685,7 @@ def test_rfc8628_not_enabled_and_bad_answers(issuer: ScriptedIssuer, codex_home:
     assert str(result) == "device code request failed with status 500 Internal Server Error: down"
     issuer.routes[DEVICE_AUTH] = device_auth(verification_uri_complete=None, verification_uri="javascript:alert(1)")
     result, _ = run(options(codex_home, issuer.url, clock))
-    assert str(result) == "device code response is invalid: the verification URL is refused: it is not an http(s) URL"
+    assert str(result) == "device code response is invalid: the verification URL is refused: it must be an https:// URL"
     issuer.routes[DEVICE_AUTH] = device_auth(device_code=None)
     result, _ = run(options(codex_home, issuer.url, clock))
     assert str(result) == "device code response is invalid: the field 'device_code' is missing"

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from codex_login._settings import (
     STORE_MODES,
-    _url_problem,
     codex_home_dir,
     issuer_problem,
     pathlib_form,
     resolve_settings,
     rust_debug_str,
+    url_problem,
 )
 from codex_login.config import (
     CLIENT_ID,
@@ -220,6 +220,7 @@ def test_crlf_config_reads_like_lf(tmp_path: Path, body: str) -> None:
         ("https://auth.example/?token=CNRYiq", "query"),
         ("https://auth.example/#frag", "query or a fragment"),
         ("https://auth.example/\x1b[31m", "control"),
+        ("https://auth.example/\x9b31m", "control"),  # a C1 control: the 8-bit CSI of the line above
         ("https://[::1", "IPv6"),  # urlsplit raises ValueError: once a traceback in every command
         ("https://[CNRYv6", "IPv6"),
     ],
@@ -253,7 +254,7 @@ def test_pathlib_form_is_str_of_path(text: str) -> None:
 
 def test_the_default_issuer_passes_the_full_check() -> None:
     """``issuer_problem`` answers None for the default without parsing it; the full check agrees."""
-    assert _url_problem(DEFAULT_ISSUER) is None
+    assert url_problem(DEFAULT_ISSUER, what="issuer") is None
     assert issuer_problem(DEFAULT_ISSUER) is None
 
 

@@ -236,28 +236,36 @@ def issuer_problem(issuer: str) -> str | None:
     """Why an issuer URL is refused before any network or browser action (security V-t, D4), or None."""
     if issuer == DEFAULT_ISSUER:
         return None  # it passes every check (a test keeps it so): no need to import urllib.parse for it
-    return _url_problem(issuer)
+    return url_problem(issuer, what="issuer")
 
 
-def _url_problem(issuer: str) -> str | None:
-    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in issuer):
+def url_problem(url: str, *, what: str, query_allowed: bool = False) -> str | None:
+    """Why ``url`` is refused as the ``what`` (``"issuer"``, ``"host"``) of a sign-in, or None.
+
+    One rule for the issuer the user gives and for the URLs a server gives back (discovered endpoints, a
+    device answer's verification URL, which may carry a query): https, or plain http to a loopback host only
+    (traffic that never leaves the machine); a host and a valid port; no user info; no whitespace or control
+    characters (C0, DEL, C1), which no real URL holds and which would reach a terminal.
+    """
+    if any(ord(ch) < 0x21 or 0x7F <= ord(ch) <= 0x9F for ch in url):
         return "it contains whitespace or control characters"
     from urllib.parse import urlsplit
 
     try:
-        parts = urlsplit(issuer)
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:  # "Invalid IPv6 URL": a bracket left open
         return "its host is not a valid IPv6 address in brackets"
     if parts.scheme not in ("https", "http"):
         return "it must be an https:// URL"
-    if not parts.hostname:
+    if not host:
         return "it has no host"
     if parts.username is not None or parts.password is not None:
         return "it must not contain a user name or password"
-    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
+    if not query_allowed and (parts.query or parts.fragment or "?" in url or "#" in url):
         return "it must not contain a query or a fragment"
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        return "plain http:// is only allowed for a loopback issuer (127.0.0.1, ::1, localhost)"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return f"plain http:// is only allowed for a loopback {what} (127.0.0.1, ::1, localhost)"
     try:
         _ = parts.port
     except ValueError:

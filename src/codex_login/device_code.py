@@ -43,7 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
 
 from . import __version__
 from .config import CLIENT_ID, DEFAULT_ISSUER
@@ -200,32 +199,15 @@ class DeviceLoginOptions:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` is not acceptable as an endpoint or a verification URL from a server, or None.
-
-    https, or http to a loopback host only (the rule for the issuer itself: a discovery document or a device
-    answer must not send the device code, the tokens or the user to a plain-http host elsewhere); a host, no
-    user info, no whitespace or control characters, at most 2 KiB.
-    """
-    from ._settings import is_loopback_host
+    """Why ``url`` is not acceptable as an endpoint or a verification URL from a server, or None: the
+    issuer's rule (a discovery document or a device answer must not send the device code, the tokens or the
+    user to a plain-http host elsewhere; :func:`codex_login._settings.url_problem`), a query allowed, and at
+    most 2 KiB."""
+    from ._settings import url_problem as settings_url_problem
 
     if len(url) > URL_DISPLAY_LIMIT:
         return "it is too long"
-    if any(ord(ch) < 0x21 or 0x7F <= ord(ch) <= 0x9F for ch in url):
-        return "it contains whitespace or control characters"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:  # a bracket left open
-        return "it is not a valid URL"
-    if parts.scheme not in ("http", "https"):
-        return "it is not an http(s) URL"
-    if not host:
-        return "it has no host"
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return "plain http:// is only allowed for a loopback host"
-    if parts.username is not None or parts.password is not None:
-        return "it contains a user name or password"
-    return None
+    return settings_url_problem(url, what="host", query_allowed=True)
 
 
 def _positive_seconds(raw: object) -> float | None:
