@@ -7,7 +7,6 @@ fail, never skip, if something else on the machine holds those ports.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from codex_login.errors import ErrorKind, LoginError, PortInUseError
 from codex_login.http import HttpSettings
 from codex_login.server import LoginServer, LoginSuccess, ServerOptions, run_login_server
 from tests.conftest import LoginLog
+from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import ScriptedIssuer
 
 STATE = "ports_state_0123456789_abcdefghijklmnopqrs"
@@ -39,38 +39,20 @@ def start(codex_home: Path, issuer: ScriptedIssuer, port: int) -> LoginServer:
     )
 
 
-class ForeignListener:
+class ForeignListener(LoopbackServer):
     """A listener that is not a login server: it records what it receives and never lets go of the port."""
 
-    def __init__(self, host: str, port: int, family: socket.AddressFamily = socket.AF_INET) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous test's TIME_WAIT
-        if family == socket.AF_INET6:
-            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+    def __init__(self, host: str, port: int) -> None:
         self.received: list[bytes] = []
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(16, port, host)
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(1)
             try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    self.received.append(conn.recv(4096))
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+                self.received.append(conn.recv(4096))
+            except OSError:
+                pass
 
 
 def test_binds_both_loopback_families(issuer: ScriptedIssuer, codex_home: Path) -> None:
@@ -103,7 +85,7 @@ def test_a_new_login_takes_over_a_previous_one(issuer: ScriptedIssuer, codex_hom
 
 
 def test_a_foreign_ipv6_listener_counts_as_taken(issuer: ScriptedIssuer, codex_home: Path) -> None:
-    foreign = ForeignListener("::1", 0, socket.AF_INET6)
+    foreign = ForeignListener("::1", 0)
     try:
         # Otherwise a browser resolving localhost to ::1 first would hand the code to the foreign listener.
         with pytest.raises(PortInUseError) as info:

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from codex_login.diagnostics.timeline import (
 from codex_login.errors import LoginError
 from codex_login.http import HttpSettings
 from codex_login.server import LoginServer, ServerOptions, run_login_server
+from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, tokens_answer
 
 CLI = Path(sys.executable).parent / "codex-login"
@@ -303,37 +303,22 @@ def closed_port() -> int:
 
 
 class HeldPort:
-    """Something that is not a login server holding a port on both loopback families."""
+    """Something that is not a login server holding a port on both loopback families; it accepts and hangs up
+    at once, so a /cancel request is answered quickly."""
 
     def __init__(self) -> None:
-        self.sockets: list[socket.socket] = []
-        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((host, self.sockets[0].getsockname()[1] if self.sockets else 0))
-            sock.listen(8)
-            sock.settimeout(0.1)
-            self.sockets.append(sock)
-        self.port: int = self.sockets[0].getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._refuse, daemon=True)
-        self._thread.start()
-
-    def _refuse(self) -> None:  # accept and hang up at once, so a /cancel request is answered quickly
-        while not self._stop.is_set():
-            for sock in self.sockets:
-                try:
-                    conn, _ = sock.accept()
-                    conn.close()
-                except OSError:
-                    continue
+        self.listeners = [HangUp(8)]
+        self.port: int = self.listeners[0].port
+        self.listeners.append(HangUp(8, self.port, "::1"))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        for sock in self.sockets:
-            sock.close()
+        for listener in self.listeners:
+            listener.close()
+
+
+class HangUp(LoopbackServer):
+    def handle(self, conn: socket.socket) -> None:
+        conn.close()
 
 
 @dataclass
