@@ -476,8 +476,13 @@ def test_environment_warning_and_event(name: str, start: StartHeadless, fake_roo
     assert_plain(run)
     log = log_lines(codex_home)
     assert log.count(simulated.event) == 1, log
-    # Logged once, inside the attempt's span, right after the server is up.
-    assert log.index(simulated.event) == log.index(" INFO codex_login::server: browser not opened reason=disabled") + 1
+    # Logged once, inside the attempt's span, right after its first event and before the server is up: once it
+    # serves, a /cancel can end the attempt at once, and an event logged after that would follow the attempt's
+    # one `login finished`.
+    started = next(i for i, line in enumerate(log) if "codex_cli::login: login attempt started " in line)
+    assert log.index(simulated.event) == started + 1, log
+    assert "codex_login::server: login server listening " in log[started + 2], log
+    assert "codex_cli::login: login finished " in log[-1], log
     raw_log = (codex_home / "log" / "codex-login.log").read_text()
     assert re.search(r"login\{attempt=la_[0-9a-f]{8}\}: codex_cli::login: login environment ", raw_log)
 

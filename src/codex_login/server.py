@@ -116,6 +116,10 @@ class ServerOptions:
     browser_opener: Callable[[str], tuple[bool, str, str | None]] | None = None
     # How long to wait for the browser to fetch /success once credentials are saved.
     success_grace: float = 10.0
+    # Called inside the attempt's span right after ``login attempt started``, before the port is bound: events
+    # a caller logs here come in the catalogue's order and never after the attempt's ``login finished`` (a
+    # /cancel can end the attempt as soon as the server serves). The CLI logs ``login environment`` here.
+    on_attempt_started: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -1445,6 +1449,8 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             client_id=options.client_id,
             store=options.store_mode,
         )
+        if options.on_attempt_started is not None:
+            options.on_attempt_started()
         binding = time.monotonic()
         try:
             sockets, fallback, attempts = _bind_with_takeover(options, notice)

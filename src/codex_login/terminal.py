@@ -12,8 +12,9 @@ side of the remedies:
   copied from the address bar of a browser that could not load it can be pasted instead. While it reads a
   terminal, the terminal's echo is off: the URL holds the authorization code and state and must not end up
   in the scrollback.
-* :func:`report_environment` logs the environment event and, before waiting, says when the loopback callback
-  likely cannot work here (SSH without a display, a container, no display), why, and what to do instead.
+* :func:`log_environment` logs the environment event; :func:`report_environment`, before waiting, says when
+  the loopback callback likely cannot work here (SSH without a display, a container, no display), why, and
+  what to do instead.
 * :func:`wait_in_terminal` runs the wait: whichever comes first, the browser's callback or a pasted URL, wins.
 
 Only the standard library is imported at import time.
@@ -46,6 +47,7 @@ __all__ = [
     "TerminalPrinter",
     "environment_lines",
     "format_remaining",
+    "log_environment",
     "report_environment",
     "terminal_mode",
     "wait_in_terminal",
@@ -421,20 +423,14 @@ def environment_lines(reach: Reachability, *, port: int) -> list[str]:
     return ["", *lines] if lines else []
 
 
-def report_environment(
-    printer: TerminalPrinter,
-    *,
-    port: int,
-    env: Mapping[str, str] | None = None,
-    info: EnvironmentInfo | None = None,
-) -> Reachability:
-    """Detect where we run, log it (one ``login environment`` event; call inside the attempt span), and
-    print :func:`environment_lines`."""
+def log_environment(env: Mapping[str, str] | None = None) -> EnvironmentInfo:
+    """Detect where we run and log it: one ``login environment`` event. Call it inside the attempt span and
+    before the login server starts, so that the event comes before the server's (the catalogue's order) and
+    never after the attempt's ``login finished`` (a /cancel can end an attempt as soon as it serves)."""
     from .diagnostics import events
-    from .environment import assess_callback_reachability, detect_environment
+    from .environment import detect_environment
 
-    if info is None:
-        info = detect_environment(os.environ if env is None else env)
+    info = detect_environment(os.environ if env is None else env)
     events.environment(
         ssh=info.ssh,
         wsl=info.wsl,
@@ -442,6 +438,13 @@ def report_environment(
         display=info.display,
         browser_env=info.browser_env is not None,
     )
+    return info
+
+
+def report_environment(printer: TerminalPrinter, info: EnvironmentInfo, *, port: int) -> Reachability:
+    """Print :func:`environment_lines`: before waiting, whether the loopback callback can work here."""
+    from .environment import assess_callback_reachability
+
     reach = assess_callback_reachability(info, port=port)
     for line in environment_lines(reach, port=port):
         printer.line(line)

@@ -18,6 +18,7 @@ from .common import attempt_footer, config_from_args, err
 if TYPE_CHECKING:
     import argparse
 
+    from ..environment import EnvironmentInfo
     from ..server import LoginServer, ServerOptions
     from ..terminal import TerminalPrinter
 
@@ -171,9 +172,11 @@ def _run_server(
     stop: _SignalsCancel,
 ) -> int:
     from ..server import run_login_server
-    from ..terminal import report_environment
+    from ..terminal import log_environment, report_environment
 
     attempt_id = options.attempt_id
+    environments: list[EnvironmentInfo] = []
+    options.on_attempt_started = lambda: environments.append(log_environment())
     try:
         server = run_login_server(options)
     except LoginError as exc:
@@ -195,7 +198,7 @@ def _run_server(
         out.line("")
         out.line("On a remote or headless machine? Use `codex-login --device-auth` instead.")
         # Issue 6: say before waiting when the loopback callback likely cannot work here (SSH, container).
-        report_environment(out, port=server.actual_port)
+        report_environment(out, environments[0], port=server.actual_port)
         wait_for_outcome(server, out, deadline=deadline)
     except LoginError as exc:
         if stop.signum is None or not isinstance(exc, LoginCancelled):
