@@ -181,6 +181,18 @@ def test_status_sanitizes_claims(codex_home: Path) -> None:
     assert proc.stderr.splitlines()[2] == "  Plan: Team"
 
 
+def test_status_json_keeps_claims_exact_but_prints_only_ascii(codex_home: Path) -> None:
+    """A bidi override (U+202E), a C1 control (the 8-bit CSI U+009B) and a line separator in a claim are
+    escaped in ``status --json`` (security E5): a terminal shows them as \\u escapes, a JSON reader gets them
+    back exactly."""
+    email = "r\u202eevil\u009b31m\u2028\u00fc@example.com"
+    seed_chatgpt(codex_home, email=email)
+    proc = run_cli(codex_home, "status", "--json")
+    assert proc.returncode == 0
+    assert proc.stdout.isascii(), proc.stdout
+    assert json.loads(proc.stdout)["email"] == email
+
+
 def test_status_reports_the_keyring_fallback(codex_home: Path) -> None:
     use_fixture(codex_home, "rust_apikey_auth.json")
     fail = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}

@@ -103,14 +103,15 @@ def has_surrogate(value: object) -> bool:
     return False
 
 
-def dumps_flat(obj: "Mapping[str, str | bool | None]", *, ensure_ascii: bool = True) -> str:
-    """``json.dumps(obj, ensure_ascii=ensure_ascii)`` for an object whose values are strings, booleans or None."""
+def dumps_flat(obj: "Mapping[str, str | bool | None]") -> str:
+    """``json.dumps(obj)`` for an object whose values are strings, booleans or None: ASCII only, so that no
+    bidi control, C1 control or line separator from a claim reaches the terminal raw (security E5, D-5)."""
     accelerator = _Accelerator.load().module
     if accelerator is None:
         import json
 
-        return json.dumps(obj, ensure_ascii=ensure_ascii)
-    encode = accelerator.encode_basestring_ascii if ensure_ascii else accelerator.encode_basestring
+        return json.dumps(obj)
+    encode = accelerator.encode_basestring_ascii
     members = []
     for key, value in obj.items():
         if isinstance(value, str):

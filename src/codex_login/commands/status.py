@@ -120,7 +120,7 @@ def run(args: "argparse.Namespace") -> int:
     for warning in facts.warnings:
         err(_clean(warning, 1024))
     if as_json:
-        print(dumps_flat(_as_json(facts), ensure_ascii=False), flush=True)
+        print(dumps_flat(_as_json(facts)), flush=True)
         return 0 if facts.logged_in else 1
     if not facts.logged_in:
         err("Not logged in")
