@@ -574,6 +574,55 @@ def test_wait_prepared_waits_for_the_workers_tls_setup(issuer: ScriptedIssuer, c
     assert isinstance(outcome(server), LoginError)
 
 
+PREPARE_FAILS = """
+import sys, threading
+from pathlib import Path
+from codex_login.http import HttpSettings
+from codex_login.server import ServerOptions, run_login_server
+
+def watchdogs():
+    return [t for t in threading.enumerate() if t.name == "codex-login-http-deadline"]
+
+servers = []
+for _ in range(3):
+    options = ServerOptions(
+        codex_home=Path(sys.argv[1]), issuer=sys.argv[2], port=0, open_browser=False, http=HttpSettings(env={})
+    )
+    server = run_login_server(options)
+    assert server.wait_prepared(30)
+    servers.append(server)
+for thread in watchdogs():
+    thread.join(10)  # a closed watchdog ends at once; a leaked one never does
+print(len(watchdogs()), flush=True)
+for server in servers:
+    server.cancel()
+"""
+
+
+def test_a_failed_prepare_closes_its_http_client(issuer: ScriptedIssuer, codex_home: Path, tmp_path: Path) -> None:
+    """The worker's prepare step builds an HTTP client (whose deadline watchdog thread it starts), then reads the
+    page templates: in an install missing one, that raises and the worker falls back to a client of its own.
+    The first client was never closed, so every sign-in left a watchdog thread behind (three here)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import codex_login
+
+    broken = tmp_path / "broken-install"
+    shutil.copytree(Path(codex_login.__file__).parent, broken / "codex_login")
+    (broken / "codex_login" / "assets" / "error.html").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-c", PREPARE_FAILS, str(codex_home), issuer.url],
+        env={**os.environ, "PYTHONPATH": str(broken)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0"]
+
+
 def test_state_mismatch_keeps_waiting_then_succeeds(
     issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog
 ) -> None:

@@ -3,6 +3,7 @@ and two processes racing for the lock (only one refresh request may reach the is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ from codex_login.refresh import (
     needs_refresh,
     refresh_tokens,
 )
-from codex_login.storage import AuthDotJson, TokenData, load_auth
+from codex_login.storage import AuthDotJson, FileStore, TokenData, load_auth, store_lock
 from tests.conftest import LoginLog
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt
 
@@ -317,3 +319,163 @@ def test_two_processes_spend_the_refresh_token_once(issuer: ScriptedIssuer, code
         assert json.loads(out.strip().splitlines()[-1]) == {"access": "access-after-race", "refresh": NEW_REFRESH}
     assert len(issuer.token_requests()) == 1
     assert json.loads(issuer.token_requests()[0].body)["refresh_token"] == OLD_REFRESH
+
+
+# ------------------------------------------------------------------------- a refresh in flight, other writers
+
+CLI = str(Path(sys.executable).parent / "codex-login")
+
+SLOW_REFRESHER = textwrap.dedent(
+    """
+    import json, sys
+    from codex_login.http import HttpSettings
+    from codex_login.refresh import refresh_tokens
+    from codex_login.errors import LoginError
+    try:
+        auth = refresh_tokens(sys.argv[1], "file", issuer=sys.argv[2], http_settings=HttpSettings(env={}))
+    except LoginError as err:
+        print(json.dumps({"failure": err.failure_class, "message": str(err)}), flush=True)
+    else:
+        print(json.dumps({"refresh": auth.tokens.refresh_token}), flush=True)
+    """
+)
+
+
+class HeldAnswer:
+    """A token endpoint that answers only when the test says so: the refresh stays in flight meanwhile."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: object) -> Answer:
+        self.arrived.set()
+        self.release.wait(120)
+        return self.answer
+
+
+@contextlib.contextmanager
+def refresh_in_flight(issuer: ScriptedIssuer, codex_home: Path) -> Iterator[tuple[HeldAnswer, subprocess.Popen[str]]]:
+    """A refresher process whose request has reached the token endpoint and waits there for ``release``."""
+    seed(codex_home, expires_in=60)
+    held = HeldAnswer(refreshed_answer(access_token="access-from-refresh", refresh_token=NEW_REFRESH))
+    issuer.token = held
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_REFRESHER, str(codex_home), issuer.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert held.arrived.wait(60), "the refresh request never reached the token endpoint"
+        yield held, proc
+    finally:
+        held.release.set()
+        if proc.poll() is None:
+            proc.communicate(timeout=60)
+
+
+def refresher_result(held: HeldAnswer, proc: subprocess.Popen[str]) -> dict[str, str]:
+    held.release.set()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def test_logout_does_not_wait_for_a_refresh_in_flight_and_its_tokens_are_not_saved(
+    issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    """The refresh's request is held at the token endpoint (no answer until the logout is over): logout goes
+    ahead at once rather than waiting for the refresh (it used to time out after 10 s with the refresh
+    holding the auth lock for its whole 60 s deadline), and the refresh then drops its new tokens instead of
+    signing the person back in."""
+    issuer.routes["/oauth/revoke"] = Answer.json(200, {})
+    with refresh_in_flight(issuer, codex_home) as (held, proc):
+        logout = subprocess.run(
+            [CLI, "logout", "--issuer", issuer.url],
+            env={**os.environ, "CODEX_HOME": str(codex_home)},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+        assert not held.release.is_set()  # the refresh was still waiting for its answer all along
+        assert (logout.returncode, logout.stderr.splitlines()[-1:]) == (0, ["Successfully logged out"]), logout.stderr
+        assert not (codex_home / "auth.json").exists()
+        assert refresher_result(held, proc) == {
+            "failure": "not_logged_in",
+            "message": "Not logged in with ChatGPT: the credentials were removed (logout) while the refresh was in "
+            "flight, so the new tokens were not saved",
+        }
+    assert not (codex_home / "auth.json").exists()
+    assert len(issuer.token_requests()) == 1
+    # The logout revoked what it removed, the refresh what it got and did not save.
+    revoked = [r.form["token"] for r in issuer.requests if r.path == "/oauth/revoke"]
+    assert revoked == [OLD_REFRESH, revoked[1], NEW_REFRESH, "access-from-refresh"]
+
+
+def test_sign_in_saves_do_not_wait_for_a_refresh_in_flight_and_win_over_it(
+    issuer: ScriptedIssuer, codex_home: Path
+) -> None:
+    # An API-key sign-in (the real CLI) while the refresh waits for its answer: saved at once, and kept.
+    with refresh_in_flight(issuer, codex_home) as (held, proc):
+        saved = subprocess.run(
+            [CLI, "--with-api-key"],
+            env={**os.environ, "CODEX_HOME": str(codex_home)},
+            input="sk-signed-in-meanwhile\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert not held.release.is_set()
+        assert saved.returncode == 0, saved.stderr
+        assert refresher_result(held, proc)["failure"] == "not_logged_in"
+    stored = load_auth(codex_home)
+    assert stored is not None and stored.openai_api_key == "sk-signed-in-meanwhile" and stored.tokens is None
+    # A ChatGPT sign-in's save (store_lock, as the browser and device flows save): the refresh returns it.
+    with refresh_in_flight(issuer, codex_home) as (held, proc):
+        fresh = AuthDotJson.from_chatgpt_tokens(
+            TokenData.from_tokens(id_token_for(account_id="acct_2"), access_token(3600), "rt_CNRYsignin0123456789")
+        )
+        with store_lock(codex_home, "file", timeout=0.5):
+            FileStore(codex_home).save(fresh)
+        assert not held.release.is_set()
+        assert refresher_result(held, proc) == {"refresh": "rt_CNRYsignin0123456789"}
+    stored = load_auth(codex_home)
+    assert stored == fresh
+
+
+def test_a_refresh_waits_for_another_one_on_the_refresh_lock(codex_home: Path) -> None:
+    """Refreshes serialize on .refresh.lock (the auth lock stays free meanwhile); a wait that runs out says
+    which lock and who holds it."""
+    from codex_login.refresh import refresh_lock_timeout
+    from codex_login.storage import refresh_lock
+
+    seed(codex_home, expires_in=60)
+    waiter = textwrap.dedent(
+        """
+        import sys
+        from codex_login.storage import refresh_lock, auth_lock
+        from codex_login.errors import StorageError
+        with auth_lock(sys.argv[1], timeout=0.5):
+            print("auth lock free", flush=True)
+        try:
+            with refresh_lock(sys.argv[1], timeout=0.2):
+                print("taken", flush=True)
+        except StorageError as err:
+            print(f"refused:{err}", flush=True)
+        """
+    )
+    with refresh_lock(codex_home, timeout=1.0):
+        proc = subprocess.run(
+            [sys.executable, "-c", waiter, str(codex_home)], capture_output=True, text=True, timeout=60
+        )
+    assert proc.stdout.splitlines() == [
+        "auth lock free",
+        f"refused:timed out after 0.2 s waiting for the refresh lock {codex_home / '.refresh.lock'}: another "
+        "codex-login process is refreshing the ChatGPT tokens; try again when it has finished",
+    ], proc.stderr
+    # How long a refresh waits for it: a 60 s request, and for the load and the save a 10 s lock and a 5 s keyring call.
+    assert refresh_lock_timeout(HttpSettings(total_timeout=60.0)) == 90.0

@@ -395,8 +395,10 @@ def logout(
     """Remove the stored credentials from every store, then revoke their tokens (best effort).
 
     Local removal comes first, so an interrupted or failing revocation never leaves credentials behind. It
-    happens under the auth lock, as refreshes and sign-ins save: a refresh in flight would otherwise save its
-    new tokens after the removal, and the person would still be signed in after "Successfully logged out".
+    happens under the auth lock, as sign-ins save and as a refresh reads and saves: a refresh whose request is
+    in flight (it does not hold the auth lock meanwhile, so the logout does not wait for it) finds the
+    credentials gone when it comes to save, saves nothing and revokes the tokens it got, so the person is not
+    signed in again after "Successfully logged out" (see :mod:`codex_login.refresh`).
     Raises :class:`StorageError` when the configured store cannot be cleared, or when the lock stays held
     past its timeout (then nothing is revoked).
     """

@@ -1,8 +1,19 @@
 """Token refresh as a library call (reference-spec §17), safe when several processes share CODEX_HOME.
 
-``refresh_tokens`` takes ``$CODEX_HOME/.auth.lock`` and re-reads the stored credentials inside it, so two
-processes never spend the same refresh token (refresh tokens rotate and are single use: spending one twice
-gets ``refresh_token_reused`` and, at many providers, revokes the whole grant):
+``refresh_tokens`` takes ``$CODEX_HOME/.refresh.lock`` (:func:`~codex_login.storage.refresh_lock`) and holds
+it from reading the stored credentials to saving the new ones, so two processes never spend the same refresh
+token (refresh tokens rotate and are single use: spending one twice gets ``refresh_token_reused`` and, at
+many providers, revokes the whole grant). Only refreshes take that lock. The auth lock
+(``$CODEX_HOME/.auth.lock``, which sign-in saves and logout take) is held only around the load and around
+the save, never over the request: a logout or a sign-in during a slow refresh goes ahead at once instead of
+waiting up to the HTTP deadline. The save re-reads the store under the auth lock first and writes only while
+it still holds the refresh token that was spent: if a logout removed the credentials meanwhile, the new
+tokens are dropped (``not_logged_in``: the person asked to be signed out); if a ChatGPT sign-in replaced
+them, the sign-in's credentials are kept and returned (an API-key sign-in: ``not_logged_in`` too). Once the
+token is spent, the save waits for the auth lock as long as a refresh may wait for the refresh lock
+(:func:`refresh_lock_timeout`), so the rotated token is not lost to a short wait.
+
+Inside the refresh lock:
 
 * without ``force``, a stored sign-in that no longer :func:`needs_refresh` (another process refreshed it
   while we waited for the lock) is returned as it is;
@@ -26,7 +37,15 @@ from typing import TYPE_CHECKING
 
 from .config import CLIENT_ID, DEFAULT_ISSUER
 from .errors import ErrorKind, LoginError
-from .storage import AuthDotJson, StoreMode, auth_lock, create_store
+from .storage import (
+    DEFAULT_KEYRING_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    AuthDotJson,
+    StoreMode,
+    auth_lock,
+    create_store,
+    refresh_lock,
+)
 from .token_data import jwt_expiry
 
 if TYPE_CHECKING:
@@ -39,6 +58,7 @@ __all__ = [
     "RefreshTokenError",
     "needs_refresh",
     "refresh_endpoint",
+    "refresh_lock_timeout",
     "refresh_tokens",
 ]
 
@@ -104,6 +124,16 @@ def refresh_endpoint(issuer: str = DEFAULT_ISSUER, env: dict[str, str] | None = 
     return override or f"{issuer.rstrip('/')}/oauth/token"
 
 
+def refresh_lock_timeout(http_settings: HttpSettings | None = None) -> float:
+    """How long a refresh waits for the refresh lock: as long as another refresh with the same settings may
+    hold it (the auth lock and a keyring call for the load, the request's total deadline, the same again for
+    the save), so a refresh behind a slow one waits for it instead of failing."""
+    from .http import DEFAULT_TOTAL_TIMEOUT
+
+    total = http_settings.total_timeout if http_settings is not None else DEFAULT_TOTAL_TIMEOUT
+    return total + 2 * (DEFAULT_LOCK_TIMEOUT + DEFAULT_KEYRING_TIMEOUT)
+
+
 def refresh_tokens(
     codex_home: os.PathLike[str] | str,
     store_mode: str = "file",
@@ -118,33 +148,91 @@ def refresh_tokens(
     """Refresh the stored ChatGPT tokens if needed (or always, with ``force``) and return what is stored.
 
     Raises :class:`RefreshTokenError` (the reference's messages), :class:`LoginError` when there is nothing
-    to refresh, or a storage error.
+    to refresh (``not_logged_in``, also when a logout removed the credentials while the request was in
+    flight), or a storage error.
     """
     from .diagnostics.redact import SECRETS
 
     mode = StoreMode(store_mode)
     store = create_store(codex_home, mode)
-    # Process memory is private to this process: no cross-process lock (it would create CODEX_HOME).
-    with contextlib.nullcontext() if mode is StoreMode.EPHEMERAL else auth_lock(codex_home):
-        auth = store.load()
+    patience = refresh_lock_timeout(http_settings)
+    # Process memory is private to this process: no cross-process locks (they would create CODEX_HOME).
+    private = mode is StoreMode.EPHEMERAL
+
+    def locked(timeout: float) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if private else auth_lock(codex_home, timeout)
+
+    with contextlib.nullcontext() if private else refresh_lock(codex_home, patience):
+        # The auth lock is taken here too, strictly: a CODEX_HOME where .auth.lock cannot be created fails
+        # now, before the refresh token is spent, not at the save.
+        with locked(DEFAULT_LOCK_TIMEOUT):
+            auth = store.load()
         if auth is None or auth.tokens is None:
             raise LoginError(
                 "Not logged in with ChatGPT: there is no refresh token to use", failure_class="not_logged_in"
             )
-        tokens = auth.tokens
-        SECRETS.add("refresh_token", tokens.refresh_token)
-        if seen_refresh_token is not None and tokens.refresh_token != seen_refresh_token:
+        spent = auth.tokens.refresh_token
+        SECRETS.add("refresh_token", spent)
+        if seen_refresh_token is not None and spent != seen_refresh_token:
             return auth  # another process refreshed while we waited: its tokens are the fresh ones
         if not force and not needs_refresh(auth, now):
             return auth
-        answer = _request(tokens.refresh_token, issuer=issuer, client_id=client_id, http_settings=http_settings)
-        rotated = _merge(auth, answer)
-        auth.last_refresh = now if now is not None else _dt.datetime.now(_dt.UTC)
-        store.save(auth)
+        answer = _request(spent, issuer=issuer, client_id=client_id, http_settings=http_settings)
+        with locked(patience):
+            current = store.load()
+            if current is not None and current.tokens is not None and current.tokens.refresh_token != spent:
+                _log_not_saved("replaced", answer)
+                return current  # a ChatGPT sign-in saved newer credentials meanwhile: they win over ours
+            if current is not None and current.tokens is not None:
+                rotated = _merge(current, answer)
+                current.last_refresh = now if now is not None else _dt.datetime.now(_dt.UTC)
+                store.save(current)
+    if current is None or current.tokens is None:
+        _log_not_saved("removed" if current is None else "replaced", answer)
+        if current is None:
+            # A logout ran while the request was in flight: it revoked the tokens it removed, and these new
+            # ones (the grant's live refresh token) go the same way rather than stay valid unsaved.
+            _revoke_unsaved(auth, answer, issuer=issuer, client_id=client_id, http_settings=http_settings)
+        what = "removed (logout)" if current is None else "replaced by an API-key sign-in"
+        raise LoginError(
+            f"Not logged in with ChatGPT: the credentials were {what} while the refresh was in flight, "
+            "so the new tokens were not saved",
+            failure_class="not_logged_in",
+        )
     from .diagnostics import events
 
     events.refresh_succeeded(status=answer.status_text, rotated=rotated)
-    return auth
+    return current
+
+
+def _revoke_unsaved(
+    auth: AuthDotJson, answer: _Answer, *, issuer: str, client_id: str, http_settings: HttpSettings | None
+) -> None:
+    """Revoke the tokens a refresh got but did not save (best effort, like logout's own revocation)."""
+    from .account import REVOKE_TIMEOUT_SECONDS, revoke_tokens
+    from .http import HttpSettings
+    from .storage import TokenData
+
+    old = auth.tokens
+    assert old is not None
+    tokens = TokenData(
+        old.id_token, answer.access_token or old.access_token, answer.refresh_token or old.refresh_token
+    )
+    settings = http_settings or HttpSettings()
+    timeout = min(settings.total_timeout, REVOKE_TIMEOUT_SECONDS)
+    revoke_tokens(
+        tokens,
+        issuer=issuer,
+        client_id=client_id,
+        http_settings=HttpSettings(total_timeout=timeout, connect_timeout=timeout, env=settings.env),
+    )
+
+
+def _log_not_saved(reason: str, answer: _Answer) -> None:
+    """The refresh succeeded at the issuer but the store changed under it: say so in the log."""
+    from .diagnostics import events
+
+    events.refresh_failed(status=answer.status_text, error_code="unknown", reason=f"credentials_{reason}")
 
 
 class _Answer:

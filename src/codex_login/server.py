@@ -626,23 +626,31 @@ class LoginServer:
         from .pages import platform_url_for, render_error_page, render_success_page
 
         client = HttpClient(self.options.http)
-        client.prepare(token_endpoint_for(self.options.issuer))
-        # Rendered and thrown away: the templates are read and parsed once per process.
-        render_error_page(
-            message="", error_code=None, error_description=None, attempt_id=None, advice=advice_for(None).hint
-        )
-        render_success_page(
-            attempt_id=self.attempt_id,
-            plan=None,
-            needs_setup=False,
-            platform_url=platform_url_for(self.options.issuer),
-        )
-        loggable_token_endpoint(self.options.issuer)
-        # The exchanges, the JWT parse and the save's JSON, run a dozen times against a loopback issuer of
-        # the rehearsal's own, so the callback does not run them for the first time (issue 9).
-        from ._rehearsal import rehearse
+        try:
+            client.prepare(token_endpoint_for(self.options.issuer))
+            # Rendered and thrown away: the templates are read and parsed once per process.
+            render_error_page(
+                message="", error_code=None, error_description=None, attempt_id=None, advice=advice_for(None).hint
+            )
+            render_success_page(
+                attempt_id=self.attempt_id,
+                plan=None,
+                needs_setup=False,
+                platform_url=platform_url_for(self.options.issuer),
+            )
+            loggable_token_endpoint(self.options.issuer)
+            # The exchanges, the JWT parse and the save's JSON, run a dozen times against a loopback issuer of
+            # the rehearsal's own, so the callback does not run them for the first time (issue 9).
+            from ._rehearsal import rehearse
 
-        rehearse()
+            rehearse()
+        except BaseException:
+            # The worker falls back to a client of its own: this one, whose deadline watchdog thread
+            # prepare() started, would otherwise never be closed and its thread would stay for the process's
+            # life (one per sign-in in an app server). What can raise here: reading a page template (an asset
+            # missing or unreadable in a broken install), and anything out of memory.
+            client.close()
+            raise
         # A collection now, and none while the callback is answered: the young generation's counter starts
         # from zero, and a sign-in's allocations stay under its threshold. One that ran during the callback
         # cost about 0.3 ms, the objects it walks being out of the idle CPU's caches (issue 9).

@@ -22,7 +22,9 @@ Beyond the reference:
   (``os.replace`` would only swap the link itself, never write through it, but silently turning a link the
   user made into a file is not ours to decide);
 * every keyring call runs with a deadline (a locked D-Bus keyring can hang forever);
-* :func:`auth_lock` serializes read-modify-write sequences (refresh, login persist) across processes.
+* :func:`auth_lock` serializes the short local sequences that load, save or remove credentials (a sign-in's
+  save, logout, the two ends of a refresh) across processes; :func:`refresh_lock` serializes refreshes, over
+  their network round trip, so two processes never spend the same single-use refresh token.
 
 Test-only fault hook: when the environment variable ``CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE`` is ``1``,
 :meth:`FileStore.save` calls ``os._exit(137)`` right after the temporary file is written and synced, before
@@ -83,6 +85,7 @@ __all__ = [
     "KEYRING_SERVICE",
     "LOCK_FILE_NAME",
     "MAX_AUTH_FILE_BYTES",
+    "REFRESH_LOCK_FILE_NAME",
     "AuthDotJson",
     "AuthMode",
     "AuthParseError",
@@ -100,11 +103,13 @@ __all__ = [
     "format_timestamp",
     "load_auth",
     "parse_timestamp",
+    "refresh_lock",
     "store_key",
     "store_lock",
 ]
 
 LOCK_FILE_NAME = ".auth.lock"
+REFRESH_LOCK_FILE_NAME = ".refresh.lock"
 TEMP_PREFIX = ".auth.json.tmp-"
 KEYRING_SERVICE = "Codex Auth"
 CRASH_HOOK_ENV = "CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE"
@@ -113,6 +118,8 @@ KEYRING_MISSING = "the keyring store needs the optional dependency: pip install 
 #: A temporary file this old is stale even if a process with its PID is alive (PID reuse).
 STALE_TEMP_SECONDS = 3600.0
 DEFAULT_KEYRING_TIMEOUT = 5.0
+#: How long a save or a logout waits for the auth lock. Its holders only load, save or remove credentials
+#: (file I/O, keyring calls with their own 5 s deadline): none holds it over a network round trip.
 DEFAULT_LOCK_TIMEOUT = 10.0
 LOCK_POLL_SECONDS = 0.05
 
@@ -1048,12 +1055,23 @@ class _NoLockFile(StorageError):
     """``.auth.lock`` does not exist and cannot be created: no process can be holding it."""
 
 
+#: Each lock file's name in messages, and who holds it (the timeout message says what the wait was for).
+_LOCK_PURPOSE = {
+    LOCK_FILE_NAME: ("auth lock", "another codex-login or Codex process is saving or removing credentials"),
+    REFRESH_LOCK_FILE_NAME: ("refresh lock", "another codex-login process is refreshing the ChatGPT tokens"),
+}
+
+
+def _lock_label(path: str) -> str:
+    return _LOCK_PURPOSE[os.path.basename(path)][0]
+
+
 def _open_lock_file(path: str, read_only_ok: bool) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
     except OSError as err:
         failure = err
-    message = f"failed to open the auth lock {path}: {_os_error_text(failure)}"
+    message = f"failed to open the {_lock_label(path)} {path}: {_os_error_text(failure)}"
     if not read_only_ok or failure.errno not in _UNWRITABLE_ERRNOS:
         # Strict for the file store and for refresh (auth_lock): a CODEX_HOME it cannot write must stop a
         # refresh before it spends the refresh token at the issuer, not when the new tokens cannot be saved.
@@ -1076,13 +1094,14 @@ def _acquire_file_lock(path: str, deadline: float, timeout: float, read_only_ok:
             try:
                 locked = _try_lock(fd)
             except OSError as err:  # e.g. NFS, where an exclusive lock needs a writable descriptor
-                raise StorageError(f"failed to lock the auth lock {path}: {_os_error_text(err)}") from None
+                raise StorageError(f"failed to lock the {_lock_label(path)} {path}: {_os_error_text(err)}") from None
             if locked:
                 return fd
             if time.monotonic() >= deadline:
+                label, holder = _LOCK_PURPOSE[os.path.basename(path)]
                 raise StorageError(
-                    f"timed out after {timeout:g} s waiting for the auth lock {path} "
-                    "(another codex-login or Codex process is saving or refreshing credentials)",
+                    f"timed out after {timeout:g} s waiting for the {label} {path}: {holder}; "
+                    "try again when it has finished",
                     kind=ErrorKind.TIMED_OUT,
                 )
             time.sleep(LOCK_POLL_SECONDS)
@@ -1094,8 +1113,11 @@ def _acquire_file_lock(path: str, deadline: float, timeout: float, read_only_ok:
 def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> contextlib.AbstractContextManager[None]:
     """Hold the exclusive lock ``$CODEX_HOME/.auth.lock`` (``flock``; file created 0600).
 
-    Used around load-refresh-save and login persistence so two processes never spend the same refresh
-    token. Waits up to ``timeout`` seconds (polling every 50 ms), then raises :class:`StorageError`.
+    Held around the short local sequences that change the stored credentials: a sign-in's save, logout's
+    removal, and the load and the save of a refresh, so a refresh whose request was in flight during a logout
+    or a new sign-in sees it before it saves (see :mod:`codex_login.refresh`). Never held over a network round
+    trip (:func:`refresh_lock` is). Waits up to ``timeout`` seconds (polling every 50 ms), then raises
+    :class:`StorageError`.
     Re-entrant within a process: a nested ``auth_lock`` in the same thread does not deadlock, and other
     threads of the process wait like other processes do. CODEX_HOME is created (0700) if missing; one that
     cannot be written is an error here (see :func:`store_lock` for the keyring's leniency).
@@ -1103,6 +1125,19 @@ def auth_lock(codex_home: StrPath, timeout: float = DEFAULT_LOCK_TIMEOUT) -> con
     import contextlib  # here, not at the top: ``codex-login status`` imports this module and never locks
 
     return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout)
+
+
+def refresh_lock(codex_home: StrPath, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """Hold the exclusive lock ``$CODEX_HOME/.refresh.lock``, taken before :func:`auth_lock`, never after it.
+
+    Held by a refresh from its load, over the request, to its save, so two processes never spend the same
+    refresh token (single use: the second spend gets ``refresh_token_reused`` and may revoke the grant).
+    Only refreshes take it, so a save or a logout never waits for a refresh's network round trip. Like
+    :func:`auth_lock`: re-entrant in a process, CODEX_HOME created if missing, ``StorageError`` on timeout.
+    """
+    import contextlib
+
+    return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout, False, REFRESH_LOCK_FILE_NAME)
 
 
 def store_lock(
@@ -1131,16 +1166,18 @@ def store_lock(
     return contextlib.contextmanager(_hold_auth_lock)(codex_home, timeout, True)
 
 
-def _hold_auth_lock(codex_home: StrPath, timeout: float, skip_if_impossible: bool = False) -> Iterator[None]:
+def _hold_auth_lock(
+    codex_home: StrPath, timeout: float, skip_if_impossible: bool = False, name: str = LOCK_FILE_NAME
+) -> Iterator[None]:
     home = os.fspath(codex_home)
-    path = os.path.join(home, LOCK_FILE_NAME)
+    path = os.path.join(home, name)
     key = os.path.abspath(path)
     deadline = time.monotonic() + timeout
     with _LOCKS_GUARD:
         state = _LOCKS.setdefault(key, _LockState())
     if not state.guard.acquire(timeout=max(timeout, 0.0)):
         raise StorageError(
-            f"timed out after {timeout:g} s waiting for the auth lock {path} (held by another thread)",
+            f"timed out after {timeout:g} s waiting for the {_lock_label(path)} {path} (held by another thread)",
             kind=ErrorKind.TIMED_OUT,
         )
     try:

@@ -52,8 +52,8 @@ from tests.support.scripted_issuer import Answer, Recorded, ScriptedIssuer, b64u
 
 CODEX_LOGIN = Path(sys.executable).parent / "codex-login"
 LINE_LIMIT = 4096
-# What may live in CODEX_HOME after any row (INV-6); everything else is a leftover.
-KNOWN_HOME_FILES = ("auth.json", "config.toml", ".auth.lock", "log")
+# What may live in CODEX_HOME after any row (INV-6; .refresh.lock once a refresh ran); everything else is a leftover.
+KNOWN_HOME_FILES = ("auth.json", "config.toml", ".auth.lock", ".refresh.lock", "log")
 _LOG_NAME = re.compile(re.escape(LOG_FILE_NAME) + r"(\.[0-9]+)?\Z")
 
 # Sink names for the canary policy.
@@ -612,7 +612,7 @@ def assert_no_traceback(*texts: str) -> None:
 
 
 def leftovers(codex_home: Path, extra: Iterable[str] = ()) -> list[str]:
-    """INV-6: paths under CODEX_HOME that are neither credentials, configuration, the lock nor the log."""
+    """INV-6: paths under CODEX_HOME that are neither credentials, configuration, a lock nor the log."""
     allowed = set(KNOWN_HOME_FILES) | set(extra)
     found: list[str] = []
     if not codex_home.is_dir():
