@@ -301,6 +301,72 @@ def test_the_uppercase_proxy_variable_wins_in_any_order(uppercase_first: bool) -
     assert proxy_for_url(url, env) is None
 
 
+# NO_PROXY by reqwest's rule (http._bypassed): IP entries match IP hosts by value, names match names by suffix.
+NO_PROXY_CASES = [
+    # An IP host is never matched by suffix: "0.1" and ".0.1" are names, and 127.0.0.1 is no name.
+    ("https://127.0.0.1:8443/t", "0.1", False),
+    ("https://127.0.0.1:8443/t", ".0.1", False),
+    ("https://10.1.2.3/t", "2.3,1.2.3", False),
+    ("https://127.0.0.1/t", "127.0.0.1", True),
+    ("https://127.0.0.1/t", " 10.0.0.1 , 127.0.0.1 ", True),
+    ("https://127.0.0.1/t", "127.0.0.0/8", True),
+    ("https://127.0.0.1/t", "127.0.0.1/8", True),  # host bits set: still the block, as ipnet reads it
+    ("https://128.0.0.1/t", "127.0.0.0/8", False),
+    ("https://127.0.0.1/t", "127.0.0.0/255.0.0.0", False),  # a netmask is no CIDR block to reqwest
+    ("https://127.0.0.1/t", "127.000.000.001", False),
+    # IPv6: any spelling of the address, never the bracketed URL form, never across families.
+    ("https://[::1]:8443/t", "::1", True),
+    ("https://[::1]:8443/t", "0:0:0:0:0:0:0:1", True),
+    ("https://[::1]:8443/t", "0000:0000:0000:0000:0000:0000:0000:0001", True),
+    ("https://[fe80::a:1]/t", "FE80::A:1", True),
+    ("https://[FE80::A:1]/t", "fe80::a:1", True),
+    ("https://[fe80::a:1]/t", "FE80::/10", True),
+    ("https://[2001:db8::1]/t", "fe80::/10", False),
+    ("https://[::1]:8443/t", "[::1]", False),
+    ("https://[::1]/t", "1", False),
+    ("https://[::ffff:127.0.0.1]/t", "127.0.0.1", False),
+    ("https://127.0.0.1/t", "::ffff:127.0.0.1", False),
+    # Names: the name and its subdomains, any case; a trailing dot is part of the name.
+    ("https://auth.example.com/t", "example.com", True),
+    ("https://auth.example.com/t", ".example.com", True),
+    ("https://example.com/t", ".example.com", True),
+    ("https://notexample.com/t", "example.com", False),
+    ("https://EXAMPLE.com/t", "Example.COM", True),
+    ("https://example.com./t", "example.com", False),
+    ("https://example.com/t", "example.com.", False),
+    ("https://www.example.com./t", "example.com.", True),
+    ("https://example.com/t", "..example.com", False),
+    ("https://example.com:8443/t", "example.com:8443", False),  # a port makes it a name no host has
+    # "*" exempts every host, IP literals included (curl's rule; reqwest issue #2579).
+    ("https://example.com/t", "other.corp,*", True),
+    ("https://127.0.0.1/t", "*", True),
+    ("https://[::1]/t", "*", True),
+]
+
+
+@pytest.mark.parametrize(("url", "no_proxy", "exempt"), NO_PROXY_CASES)
+def test_no_proxy_matches_as_reqwest_does(url: str, no_proxy: str, exempt: bool) -> None:
+    # Was: every entry a suffix of the host, IPs too ("0.1" exempted 127.0.0.1), IPv6 compared as text
+    # (0:0:0:0:0:0:0:1 did not exempt [::1]), and "host:port" entries matched on the port.
+    env = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": no_proxy}
+    assert (proxy_for_url(url, env) is None) is exempt
+    with HttpClient(HttpSettings(env=env)) as client:
+        assert (client.route_for(url).proxy == "none") is exempt
+
+
+def test_an_ip_suffix_in_no_proxy_does_not_exempt_a_loopback_issuer(tls_issuer: TlsIssuer) -> None:
+    # NO_PROXY=".0.1" used to send the request to 127.0.0.1 directly; the Rust CLI sends it through the proxy.
+    proxy = TunnelProxy()
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+               "NO_PROXY": "0.1,.0.1,localhost"}
+        with HttpClient(_settings(**env)) as client:
+            assert client.get(f"{tls_issuer.url}/oauth/token").status == 405
+    finally:
+        proxy.close()
+    assert [head.split(b"\r\n")[0] for head in proxy.requests] == [f"CONNECT 127.0.0.1:{tls_issuer.port} HTTP/1.1".encode()]
+
+
 def test_a_ca_file_without_a_certificate_is_a_load_failure_not_a_read_failure(tmp_path: Path) -> None:
     # ssl.SSLError is an OSError: the "Failed to read" branch caught it and printed OpenSSL's internals.
     path = tmp_path / "garbage.pem"

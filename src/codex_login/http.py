@@ -119,7 +119,7 @@ def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     variables = proxy_variables(env)
     no_proxy = variables["no_proxy"][1] if "no_proxy" in variables else ""
     host = parts.hostname or ""
-    if no_proxy and _bypassed(host, parts.port, no_proxy):
+    if no_proxy and _bypassed(host, no_proxy):
         return None
     chosen = variables.get(f"{parts.scheme}_proxy") or variables.get("all_proxy")
     proxy = chosen[1] if chosen is not None else None
@@ -128,32 +128,73 @@ def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     return proxy
 
 
-def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
-    """NO_PROXY as curl and reqwest read it: ``*``, host names (suffix match), IPs and CIDR ranges, ``host:port``."""
-    host = host.strip("[]").lower()
+_IpEntry = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip_entry(text: str) -> _IpEntry | None:
+    """``text`` as reqwest parses a NO_PROXY entry or a URL's host: an IP address in any spelling Rust's
+    ``IpAddr`` reads (``::1``, ``0:0:0:0:0:0:0:1``, upper-case hex), or with ``/prefix`` a CIDR block (host bits
+    may be set); None for anything else: a name, ``[::1]``, a zone (``fe80::1%eth0``), a netmask (``/255.0.0.0``)."""
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        return _ip_address(address)
+    if _ip_address(address) is None or not (prefix.isascii() and prefix.isdigit()):
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:  # a prefix longer than the address
+        return None
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if "%" in text:  # Python reads an IPv6 zone, Rust's IpAddr does not
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _domain_matches(host: str, entry: str) -> bool:
+    """A name entry (both lower-case): the name itself and its subdomains, with or without a leading dot."""
+    if host == entry or (entry.startswith(".") and entry[1:] == host):
+        return True
+    return host.endswith(entry) and (entry.startswith(".") or host[-len(entry) - 1:-len(entry)] == ".")
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts ``host``, by reqwest's rule (its environment proxies use hyper-util's
+    ``NoProxy``; the Rust CLI's client is reqwest):
+
+    * entries are separated by commas; whitespace around an entry is ignored, an empty entry is skipped;
+    * an entry that parses as an IP address or a CIDR block (:func:`_ip_entry`) matches only a host that is an
+      IP literal, and only by value: equal to the address (``0:0:0:0:0:0:0:1`` is ``::1``) or inside the block
+      (``10.0.0.0/8``); an IP host is never matched by suffix (``0.1`` does not exempt ``127.0.0.1``), and an IPv6
+      host never by an IPv4 entry (``::ffff:127.0.0.1`` is not ``127.0.0.1``);
+    * every other entry is a host name, matched without regard to case against a host that is not an IP literal:
+      the name and its subdomains (``example.com`` and ``.example.com`` both match ``example.com`` and
+      ``a.example.com``, never ``notexample.com``). Names are compared as written: a trailing dot is part of the
+      name (``example.com.`` and ``example.com`` do not match each other), and ``[::1]`` or ``host:port`` are
+      names that no host matches;
+    * ``*`` matches every host. Here it matches IP literals too, as curl's does, where reqwest's skips them
+      (reqwest issue #2579, a departure from the curl rule it follows).
+    """
+    host = host.lower()
+    host_ip = _ip_address(host)
     for raw in no_proxy.split(","):
         entry = raw.strip().lower()
         if not entry:
             continue
         if entry == "*":
             return True
-        entry_port: int | None = None
-        if entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry):
-            name, _, port_text = entry.rpartition(":")
-            if port_text.isdigit():
-                entry, entry_port = name, int(port_text)
-        entry = entry.strip("[]")
-        if entry_port is not None and entry_port != port:
-            continue
-        if "/" in entry:
-            try:
-                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                pass
-            continue
-        bare = entry.lstrip(".")
-        if host == bare or host.endswith("." + bare):
+        ip = _ip_entry(entry)
+        if host_ip is None:
+            if ip is None and _domain_matches(host, entry):
+                return True
+        elif isinstance(ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            if host_ip.version == ip.version and host_ip in ip:
+                return True
+        elif ip is not None and host_ip == ip:
             return True
     return False
 
