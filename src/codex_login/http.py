@@ -44,6 +44,9 @@ MAX_PARSED_URLS = 16
 _CONNECTED_EVENTS = frozenset(
     {"connection.connect_tcp.complete", "connection.start_tls.complete", "proxy.start_tls.complete"}
 )
+# The TLS handshake on a new connection's own stream: with an https:// proxy, the handshake with the proxy (the
+# one with the issuer, inside the tunnel, is ``proxy.start_tls``); without one, the handshake with the issuer.
+_FIRST_HANDSHAKE_FAILED = "connection.start_tls.failed"
 
 
 @dataclass(frozen=True)
@@ -408,6 +411,7 @@ class HttpClient:
         deadline = time.monotonic() + self.settings.total_timeout
         watchdog = self._deadlines()
         flight: InFlight | None = None
+        failed: list[str] = []  # the failed steps httpcore reported that classification tells apart
         try:
             transport = self._transport(url)
             parsed = self._parsed(url)
@@ -423,6 +427,8 @@ class HttpClient:
                     if isinstance(sock, socket.socket):
                         self._sockets[origin] = sock
                         in_flight.attach(sock)
+                elif event == _FIRST_HANDSHAKE_FAILED:
+                    failed.append(event)
 
             request = httpx.Request(
                 method,
@@ -464,7 +470,11 @@ class HttpClient:
             # Expired: the watchdog shut the connection down at the deadline; whatever the read then saw, a timeout.
             expired = flight is not None and flight.expired
             failure = httpx.ReadTimeout("total deadline exceeded") if expired else err
-            raise classify_transport_error(failure, url, self) from None
+            proxy = self.proxy_for(url)
+            tls_proxy = proxy is not None and proxy.partition("://")[0].lower() == "https"
+            raise classify_transport_error(
+                failure, url, self, proxy_handshake=tls_proxy and _FIRST_HANDSHAKE_FAILED in failed
+            ) from None
         except httpx.InvalidURL:
             # A URL httpx refuses (an endpoint from a discovery document, say): no request could be sent.
             shown, display = _request_error_texts(url)
@@ -505,11 +515,15 @@ class TransportFacts:
     is_request: bool
 
 
-def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> TransportFacts:
+def transport_facts(
+    err: BaseException, *, proxy_in_use: bool = False, proxy_handshake: bool = False
+) -> TransportFacts:
     """Classify by exception type along the cause chain (the PR's non-goal forbids guessing from text).
 
     A failed connect while a proxy is configured for the URL is a proxy failure (the only peer we tried to
-    reach was the proxy), unless it failed on a certificate.
+    reach was the proxy), unless it failed on a certificate. ``proxy_handshake``: the TLS handshake with an
+    https:// proxy failed (not the one with the issuer); unless on the proxy's certificate (the remedy is the CA
+    source, D-9) that is a proxy failure: usually a proxy that speaks plain HTTP given as https://.
     """
     import httpx
 
@@ -518,9 +532,10 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
     is_timeout = isinstance(err, httpx.TimeoutException)
     is_connect = isinstance(err, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError)
     is_request = isinstance(err, httpx.RequestError)
+    refused_certificate = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
     if is_timeout:
         kind = "timeout"
-    elif isinstance(err, httpx.ProxyError):
+    elif isinstance(err, httpx.ProxyError) or (proxy_handshake and not refused_certificate):
         kind = "proxy"
     elif any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
         # Before the proxy rule: through a proxy, a certificate refused is the issuer's (or an intercepting
@@ -559,20 +574,30 @@ def _proxy_refusal(chain: list[BaseException]) -> int | None:
     return None
 
 
-def _cause_phrase(facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str) -> str:
-    route = client.route_for(url)
+def _cause_phrase(
+    facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str, *, proxy_handshake: bool = False
+) -> str:
+    route = client.route_for(url)  # the proxy as scheme://host:port only (security.md)
     if facts.kind == "timeout":
-        return f"timed out (connect {client.settings.connect_timeout:g} s, total {client.settings.total_timeout:g} s)"
+        during = f" in the TLS handshake with the proxy {route.proxy}" if proxy_handshake else ""
+        settings = client.settings
+        return f"timed out{during} (connect {settings.connect_timeout:g} s, total {settings.total_timeout:g} s)"
     if facts.kind == "proxy":
+        if proxy_handshake:
+            return (
+                f"the TLS handshake with the proxy {route.proxy} failed (an https:// proxy URL needs a proxy that "
+                "speaks TLS; a proxy that speaks plain HTTP is written http://)"
+            )
         refused = _proxy_refusal(chain)
         if refused is not None:
             return f"the proxy {route.proxy} refused the connection: {status_text(refused)}"
         return f"the proxy {route.proxy} failed"
     if facts.kind == "tls":
-        detail = "TLS handshake failed"
+        whose = f" of the proxy {route.proxy}" if proxy_handshake else ""
+        detail = f"TLS handshake{whose} failed"
         for exc in chain:
             if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-                detail = f"TLS certificate verification failed: {exc.verify_message}"
+                detail = f"TLS certificate verification{whose} failed: {exc.verify_message}"
                 break
         return (
             f"{detail} (trusted CAs from {client.ca.describe()}; "
@@ -603,12 +628,16 @@ def _request_error_texts(url: str) -> tuple[str, str]:
     return shown, logged
 
 
-def classify_transport_error(err: httpx.HTTPError, url: str, client: HttpClient) -> TransportError:
-    facts = transport_facts(err, proxy_in_use=client.proxy_for(url) is not None)
+def classify_transport_error(
+    err: httpx.HTTPError, url: str, client: HttpClient, *, proxy_handshake: bool = False
+) -> TransportError:
+    """``proxy_handshake``: the failing step was the TLS handshake with an https:// proxy (see
+    :func:`transport_facts`); the message then names the proxy, not the issuer, as the peer that failed."""
+    facts = transport_facts(err, proxy_in_use=client.proxy_for(url) is not None, proxy_handshake=proxy_handshake)
     chain = _chain(err)
     shown, display = _request_error_texts(url)
     return TransportError(
-        f"{shown}: {_cause_phrase(facts, chain, client, url)}",
+        f"{shown}: {_cause_phrase(facts, chain, client, url, proxy_handshake=proxy_handshake)}",
         transport_kind=facts.kind,
         display=display,
         error_class=facts.error_class,
