@@ -718,6 +718,35 @@ def _name_of(cert_part: object) -> str:
     return ", ".join(f"{_NAME_KEYS[key]}={value}" for key, value in names.items()) or "?"
 
 
+def _proxy_tls_check(issuer: _Issuer, sock: socket.socket, proxy_host: str) -> Check:
+    """The TLS handshake with an https:// proxy, verified with the CA source as the client verifies it (D-9).
+    The issuer's own handshake would run inside that TLS connection: the HTTP checks below cover it."""
+    title = "TLS handshake"
+    assert issuer.proxy is not None and issuer.ssl_context is not None
+    proxy = proxy_for_logging(issuer.proxy)
+    try:
+        with issuer.ssl_context.wrap_socket(sock, server_hostname=proxy_host) as tls:
+            version = tls.version() or "TLS"
+    except ssl.SSLCertVerificationError as exc:
+        issuer.reachable, issuer.skip_reason = False, "the proxy's TLS handshake failed"
+        reason = exc.verify_message or exc.reason or "certificate verification failed"
+        return Check("issuer_tls", title, "fail",
+                     f"certificate verification of the proxy {proxy} failed: "
+                     f"{sanitize_terminal_text(str(reason), 200)} (trusted CAs from {issuer.ca_description})",
+                     advice_for("transport_tls").hint)
+    except (ssl.SSLError, OSError) as exc:
+        issuer.reachable, issuer.skip_reason = False, "the proxy's TLS handshake failed"
+        reason = getattr(exc, "reason", None) or _os_reason(exc)
+        return Check("issuer_tls", title, "fail",
+                     f"the TLS handshake with the proxy {proxy} failed: {sanitize_terminal_text(str(reason), 200)} "
+                     "(an https:// proxy URL needs a proxy that speaks TLS; a proxy that speaks plain HTTP is "
+                     "written http://)",
+                     advice_for("transport_proxy").hint)
+    return Check("issuer_tls", title, "skip",
+                 f"with the proxy {proxy}: {version}, certificate verified with {issuer.ca_description}; "
+                 "the issuer's handshake runs inside it: the HTTP checks below cover it")
+
+
 def _tls_check(issuer: _Issuer, sock: socket.socket | None, budget: _Budget, timeout: float) -> Check:
     title = "TLS handshake"
     if issuer.scheme != "https":
@@ -727,7 +756,9 @@ def _tls_check(issuer: _Issuer, sock: socket.socket | None, budget: _Budget, tim
     with sock:
         sock.settimeout(budget.step(timeout))
         if issuer.proxy is not None:
-            scheme, _h, _p = _proxy_endpoint(issuer.proxy)
+            scheme, proxy_host, _p = _proxy_endpoint(issuer.proxy)
+            if scheme == "https":
+                return _proxy_tls_check(issuer, sock, proxy_host)
             if scheme != "http":
                 return Check("issuer_tls", title, "skip",
                              f"through a {scheme}:// proxy the HTTP checks below cover TLS")
