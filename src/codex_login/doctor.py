@@ -9,8 +9,8 @@ Unlike a general connectivity check, it looks at both ends of the browser sign-i
   machine at all (SSH, WSL, containers), suggesting ``--device-auth`` where not;
 * the issuer side: the CA source and the proxy that apply to the token endpoint (D-9; the proxy shown as
   ``scheme://host:port`` only), DNS, TCP (to the proxy when one applies), the TLS handshake with that CA
-  source, HTTP reachability of ``/oauth/authorize`` and ``/oauth/token`` (any HTTP answer means reachable),
-  and the clock against the issuer's ``Date`` header;
+  source (with an https:// proxy, the handshake with the proxy), HTTP reachability of ``/oauth/authorize`` and
+  ``/oauth/token`` (any HTTP answer means reachable), and the clock against the issuer's ``Date`` header;
 * local state: ownership and modes of ``CODEX_HOME``, ``log_dir``, the log file and ``auth.json`` (group or
   world bits, symlinks), and whether the keyring backend answers within 3 s. An unusable log directory or
   log file is a warning (sign-in warns and carries on without its log); a symbolic link at ``auth.json``
