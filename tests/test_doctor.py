@@ -369,9 +369,27 @@ def test_the_route_check_reports_the_clients_no_proxy_decision(
     env = {**proxy_env(f"http://127.0.0.1:{port}"), "NO_PROXY": no_proxy}
     route = doctor(codex_home, issuer, env=env, network=False).by_id("issuer_route")
     shown = "proxy none (direct connection; NO_PROXY exempts this host)" if exempt else f"proxy http://127.0.0.1:{port}"
-    assert route.detail.endswith(shown)
+    assert route.detail.split("; NO_PROXY: ")[0].endswith(shown)
     with HttpClient(HttpSettings(env=env)) as client:
         assert client.route_for(f"{issuer}/oauth/token").proxy == ("none" if exempt else f"http://127.0.0.1:{port}")
+
+
+def test_the_route_check_counts_no_proxy_entries_that_exempt_nothing(codex_home: Path) -> None:
+    # Read as reqwest reads them, "[::1]" and "host:port" are names no host has; the doctor says how many and why,
+    # never which (the entries are the user's host names).
+    env = {**proxy_env("http://127.0.0.1:9"),
+           "NO_PROXY": "[::1], gitlab.corp:8443,127.0.0.1:80, fe80::1%eth0, ::1, localhost, 10.0.0.0/8, *.corp"}
+    route = doctor(codex_home, "https://auth.example.com", env=env, network=False).by_id("issuer_route")
+    assert route.status == "ok"
+    assert route.detail.endswith(
+        "; NO_PROXY: 4 entries exempt no host: 1 in brackets (write an IPv6 address without them, as ::1), "
+        "2 with a port (entries take none: the host alone exempts every port), 1 neither an IP address, a CIDR "
+        "block nor a host name"
+    )
+    assert "gitlab" not in route.detail
+    env["NO_PROXY"] = "::1,localhost,.corp"
+    route = doctor(codex_home, "https://auth.example.com", env=env, network=False).by_id("issuer_route")
+    assert "NO_PROXY" not in route.detail
 
 
 def test_unsupported_proxy_scheme(codex_home: Path, healthy: ScriptedIssuer) -> None:

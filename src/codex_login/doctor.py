@@ -565,6 +565,7 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
     else:
         ca_text = f"{ca.describe()}, unused: the issuer is http://"
     detail = f"token endpoint {sanitize_url_for_logging(issuer.token_url)}; CA source {ca_text}; proxy {proxy_text}"
+    detail += _unmatchable_no_proxy_note(env)
     if issuer.proxy is not None:
         problem = _proxy_problem(issuer.proxy)
         if problem is not None:
@@ -591,6 +592,28 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
             return Check("issuer_route", title, "fail", f"{detail}; {sanitize_terminal_text(str(exc))}",
                          advice_for(exc.failure_class).hint)
     return Check("issuer_route", title, "ok", detail)
+
+
+def _unmatchable_no_proxy_note(env: Mapping[str, str]) -> str:
+    """``; NO_PROXY: 2 entries exempt no host: ...`` when some NO_PROXY entries can never match (the client reads
+    NO_PROXY as reqwest does: :func:`codex_login.http.unmatchable_no_proxy_entries`), else nothing."""
+    from .http import proxy_variables, unmatchable_no_proxy_entries
+
+    variables = proxy_variables(env)
+    if "no_proxy" not in variables:
+        return ""
+    name, value = variables["no_proxy"]
+    counts = unmatchable_no_proxy_entries(value)
+    why = {
+        "brackets": "in brackets (write an IPv6 address without them, as ::1)",
+        "port": "with a port (entries take none: the host alone exempts every port)",
+        "other": "neither an IP address, a CIDR block nor a host name",
+    }
+    parts = [f"{count} {why[key]}" for key, count in counts.items() if count]
+    if not parts:
+        return ""
+    total = sum(counts.values())
+    return f"; {name}: {total} {'entry exempts' if total == 1 else 'entries exempt'} no host: {', '.join(parts)}"
 
 
 def _dns_check(issuer: _Issuer, budget: _Budget, timeout: float) -> Check:

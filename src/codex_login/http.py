@@ -202,6 +202,26 @@ def _bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
+def unmatchable_no_proxy_entries(no_proxy: str) -> dict[str, int]:
+    """How many NO_PROXY entries exempt no host at all by :func:`_bypassed`'s rule, by why: ``brackets``
+    (``[::1]``: an IPv6 address is written bare), ``port`` (``host:8443``: entries take no port) and ``other``
+    (a ``/``, ``%`` or ``:`` in what is neither an IP address nor a CIDR block). Counts only: the entries
+    themselves are the user's host names, which the doctor report (and the bundle) do not carry."""
+    counts = {"brackets": 0, "port": 0, "other": 0}
+    for raw in no_proxy.split(","):
+        entry = raw.strip()
+        if not entry or _ip_entry(entry) is not None:
+            continue
+        name, colon, port = entry.rpartition(":")
+        if entry.startswith("["):
+            counts["brackets"] += 1
+        elif colon and port.isascii() and port.isdigit() and ":" not in name and "/" not in name:
+            counts["port"] += 1
+        elif any(c in entry for c in "/%:"):
+            counts["other"] += 1
+    return counts
+
+
 def status_text(status: int) -> str:
     """How Rust's ``StatusCode`` displays: ``403 Forbidden``."""
     try:
