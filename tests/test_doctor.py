@@ -9,6 +9,7 @@ import os
 import pty
 import select
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from codex_login.doctor import (
     render_report,
     run_doctor,
 )
+from codex_login.http import HttpClient, HttpSettings
 from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer
 from tests.support.tls_servers import TlsIssuer, TunnelProxy
@@ -316,6 +318,78 @@ def test_working_proxy_tunnels_tls_and_http(codex_home: Path, tls_issuer: TlsIss
     assert b"Proxy-Authorization: Basic " in proxy.requests[0]  # the tunnel carried the proxy's credentials
     assert len(proxy.requests) == 3  # our TLS check, then httpx for both endpoints
     assert "CNRYtunnelpw" not in json.dumps(report.to_json())
+
+
+def test_plain_http_proxy_given_as_https(codex_home: Path, tls_issuer: TlsIssuer) -> None:
+    # The TLS check shakes hands with an https:// proxy itself. Was: skipped, and the HTTP checks blamed the
+    # issuer's TLS ("TLS handshake failed (trusted CAs from ...)") with the CA source's fix.
+    proxy = TunnelProxy()
+    try:
+        env = proxy_env(f"https://proxyuser:CNRYproxypw@127.0.0.1:{proxy.port}",
+                        CODEX_CA_CERTIFICATE=str(tls_issuer.ca_pem))
+        report = doctor(codex_home, tls_issuer.url, env=env)
+    finally:
+        proxy.close()
+    tls = report.by_id("issuer_tls")
+    assert tls.status == "fail"
+    assert tls.detail.startswith(f"the TLS handshake with the proxy https://127.0.0.1:{proxy.port} failed: ")
+    assert "a proxy that speaks plain HTTP is written http://" in tls.detail
+    assert tls.fix == advice_for("transport_proxy").hint
+    assert statuses(report)["issuer_authorize"] == "skip" and statuses(report)["issuer_token"] == "skip"
+    assert proxy.garbled == 1
+    rendered = json.dumps(report.to_json()) + render_report(report)
+    assert "CNRYproxypw" not in rendered and "proxyuser" not in rendered and "trusted CAs" not in rendered
+
+
+def test_working_https_proxy(codex_home: Path, tls_issuer: TlsIssuer) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_issuer.ca.issue_cert("127.0.0.1").configure_cert(context)
+    proxy = TunnelProxy(tls=context)
+    try:
+        env = proxy_env(f"https://127.0.0.1:{proxy.port}", CODEX_CA_CERTIFICATE=str(tls_issuer.ca_pem))
+        report = doctor(codex_home, tls_issuer.url, env=env)
+    finally:
+        proxy.close()
+    tls = report.by_id("issuer_tls")
+    assert tls.status == "skip"
+    assert tls.detail.startswith(f"with the proxy https://127.0.0.1:{proxy.port}: TLS")
+    assert "certificate verified with CODEX_CA_CERTIFICATE" in tls.detail
+    assert statuses(report)["issuer_authorize"] == "ok" and statuses(report)["issuer_token"] == "ok"
+    assert len(proxy.requests) == 2  # httpx for both endpoints; the TLS check sent no CONNECT
+
+
+@pytest.mark.parametrize(("no_proxy", "exempt"), [("0.1,.0.1", False), ("127.0.0.0/8", True),
+                                                   ("0:0:0:0:0:0:0:1,127.0.0.1", True), ("[127.0.0.1]", False)])
+def test_the_route_check_reports_the_clients_no_proxy_decision(
+    codex_home: Path, no_proxy: str, exempt: bool
+) -> None:
+    # The doctor and the client share proxy_for_url. Was: "0.1" exempted 127.0.0.1 in both.
+    issuer = f"https://127.0.0.1:{closed_port()}"
+    port = closed_port()
+    env = {**proxy_env(f"http://127.0.0.1:{port}"), "NO_PROXY": no_proxy}
+    route = doctor(codex_home, issuer, env=env, network=False).by_id("issuer_route")
+    shown = "proxy none (direct connection; NO_PROXY exempts this host)" if exempt else f"proxy http://127.0.0.1:{port}"
+    assert route.detail.split("; NO_PROXY: ")[0].endswith(shown)
+    with HttpClient(HttpSettings(env=env)) as client:
+        assert client.route_for(f"{issuer}/oauth/token").proxy == ("none" if exempt else f"http://127.0.0.1:{port}")
+
+
+def test_the_route_check_counts_no_proxy_entries_that_exempt_nothing(codex_home: Path) -> None:
+    # Read as reqwest reads them, "[::1]" and "host:port" are names no host has; the doctor says how many and why,
+    # never which (the entries are the user's host names).
+    env = {**proxy_env("http://127.0.0.1:9"),
+           "NO_PROXY": "[::1], gitlab.corp:8443,127.0.0.1:80, fe80::1%eth0, ::1, localhost, 10.0.0.0/8, *.corp"}
+    route = doctor(codex_home, "https://auth.example.com", env=env, network=False).by_id("issuer_route")
+    assert route.status == "ok"
+    assert route.detail.endswith(
+        "; NO_PROXY: 4 entries exempt no host: 1 in brackets (write an IPv6 address without them, as ::1), "
+        "2 with a port (entries take none: the host alone exempts every port), 1 neither an IP address, a CIDR "
+        "block nor a host name"
+    )
+    assert "gitlab" not in route.detail
+    env["NO_PROXY"] = "::1,localhost,.corp"
+    route = doctor(codex_home, "https://auth.example.com", env=env, network=False).by_id("issuer_route")
+    assert "NO_PROXY" not in route.detail
 
 
 def test_unsupported_proxy_scheme(codex_home: Path, healthy: ScriptedIssuer) -> None:

@@ -9,6 +9,7 @@ import base64
 import itertools
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ import httpx
 import pytest
 import trustme
 
+from codex_login.diagnostics.advice import advice_for
 from codex_login.errors import TransportError
 from codex_login.http import MAX_PARSED_URLS, CaSource, HttpClient, HttpSettings, build_ssl_context, proxy_for_url
 from codex_login.oauth import loggable_token_endpoint
+from tests.support.cli import CONSOLE_SCRIPT, cli_env
 from tests.support.scripted_issuer import Answer, ScriptedIssuer
 from tests.support.tls_servers import TlsIssuer, TunnelProxy
 
@@ -299,6 +302,144 @@ def test_the_uppercase_proxy_variable_wins_in_any_order(uppercase_first: bool) -
     assert proxy_for_url(url, env) == "http://upper.corp:2222"
     env = {"HTTPS_PROXY": "http://p:1", **ordered(("NO_PROXY", "openai.com"), ("no_proxy", "other.com"))}
     assert proxy_for_url(url, env) is None
+
+
+# NO_PROXY by reqwest's rule (http._bypassed): IP entries match IP hosts by value, names match names by suffix.
+NO_PROXY_CASES = [
+    # An IP host is never matched by suffix: "0.1" and ".0.1" are names, and 127.0.0.1 is no name.
+    ("https://127.0.0.1:8443/t", "0.1", False),
+    ("https://127.0.0.1:8443/t", ".0.1", False),
+    ("https://10.1.2.3/t", "2.3,1.2.3", False),
+    ("https://127.0.0.1/t", "127.0.0.1", True),
+    ("https://127.0.0.1/t", " 10.0.0.1 , 127.0.0.1 ", True),
+    ("https://127.0.0.1/t", "127.0.0.0/8", True),
+    ("https://127.0.0.1/t", "127.0.0.1/8", True),  # host bits set: still the block, as ipnet reads it
+    ("https://128.0.0.1/t", "127.0.0.0/8", False),
+    ("https://127.0.0.1/t", "127.0.0.0/255.0.0.0", False),  # a netmask is no CIDR block to reqwest
+    ("https://127.0.0.1/t", "127.000.000.001", False),
+    # IPv6: any spelling of the address, never the bracketed URL form, never across families.
+    ("https://[::1]:8443/t", "::1", True),
+    ("https://[::1]:8443/t", "0:0:0:0:0:0:0:1", True),
+    ("https://[::1]:8443/t", "0000:0000:0000:0000:0000:0000:0000:0001", True),
+    ("https://[fe80::a:1]/t", "FE80::A:1", True),
+    ("https://[FE80::A:1]/t", "fe80::a:1", True),
+    ("https://[fe80::a:1]/t", "FE80::/10", True),
+    ("https://[2001:db8::1]/t", "fe80::/10", False),
+    ("https://[::1]:8443/t", "[::1]", False),
+    ("https://[::1]/t", "1", False),
+    ("https://[::ffff:127.0.0.1]/t", "127.0.0.1", False),
+    ("https://127.0.0.1/t", "::ffff:127.0.0.1", False),
+    # Names: the name and its subdomains, any case; a trailing dot is part of the name.
+    ("https://auth.example.com/t", "example.com", True),
+    ("https://auth.example.com/t", ".example.com", True),
+    ("https://example.com/t", ".example.com", True),
+    ("https://notexample.com/t", "example.com", False),
+    ("https://EXAMPLE.com/t", "Example.COM", True),
+    ("https://example.com./t", "example.com", False),
+    ("https://example.com/t", "example.com.", False),
+    ("https://www.example.com./t", "example.com.", True),
+    ("https://example.com/t", "..example.com", False),
+    ("https://example.com:8443/t", "example.com:8443", False),  # a port makes it a name no host has
+    # "*" exempts every host, IP literals included (curl's rule; reqwest issue #2579).
+    ("https://example.com/t", "other.corp,*", True),
+    ("https://127.0.0.1/t", "*", True),
+    ("https://[::1]/t", "*", True),
+]
+
+
+@pytest.mark.parametrize(("url", "no_proxy", "exempt"), NO_PROXY_CASES)
+def test_no_proxy_matches_as_reqwest_does(url: str, no_proxy: str, exempt: bool) -> None:
+    # Was: every entry a suffix of the host, IPs too ("0.1" exempted 127.0.0.1), IPv6 compared as text
+    # (0:0:0:0:0:0:0:1 did not exempt [::1]), and "host:port" entries matched on the port.
+    env = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": no_proxy}
+    assert (proxy_for_url(url, env) is None) is exempt
+    with HttpClient(HttpSettings(env=env)) as client:
+        assert (client.route_for(url).proxy == "none") is exempt
+
+
+def test_an_ip_suffix_in_no_proxy_does_not_exempt_a_loopback_issuer(tls_issuer: TlsIssuer) -> None:
+    # NO_PROXY=".0.1" used to send the request to 127.0.0.1 directly; the Rust CLI sends it through the proxy.
+    proxy = TunnelProxy()
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+               "NO_PROXY": "0.1,.0.1,localhost"}
+        with HttpClient(_settings(**env)) as client:
+            assert client.get(f"{tls_issuer.url}/oauth/token").status == 405
+    finally:
+        proxy.close()
+    assert [head.split(b"\r\n")[0] for head in proxy.requests] == [f"CONNECT 127.0.0.1:{tls_issuer.port} HTTP/1.1".encode()]
+
+
+def test_a_plain_http_proxy_given_as_https_is_a_proxy_tls_failure(tls_issuer: TlsIssuer) -> None:
+    # The proxy speaks plain HTTP and answered our ClientHello with a 400: the handshake that failed is the
+    # proxy's, not the issuer's. Was: "TLS handshake failed (trusted CAs from ...; set CODEX_CA_CERTIFICATE ...)",
+    # kind tls, which sends the user to the CA settings.
+    proxy = TunnelProxy()
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem),
+               "HTTPS_PROXY": f"https://proxyuser:CNRYproxypw@127.0.0.1:{proxy.port}"}
+        with HttpClient(_settings(**env)) as client:
+            with pytest.raises(TransportError) as caught:
+                client.get(f"{tls_issuer.url}/oauth/token")
+    finally:
+        proxy.close()
+    error = caught.value
+    assert (error.transport_kind, error.failure_class) == ("proxy", "transport_proxy")
+    assert str(error) == (
+        f"error sending request for url ({tls_issuer.url}/oauth/token): the TLS handshake with the proxy "
+        f"https://127.0.0.1:{proxy.port} failed (an https:// proxy URL needs a proxy that speaks TLS; a proxy "
+        "that speaks plain HTTP is written http://)"
+    )
+    assert "CNRY" not in repr(error) + error.display and "proxyuser" not in str(error)
+    assert proxy.garbled == 1 and proxy.requests == []
+
+
+def test_the_cli_reports_a_plain_http_proxy_given_as_https_as_a_proxy_failure(
+    tls_issuer: TlsIssuer, tmp_path: Path
+) -> None:
+    # What the user sees: the terminal's error and hint, and the log's kind and failure class.
+    proxy = TunnelProxy()
+    env = cli_env(tmp_path / "home", {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "NO_PROXY": "",
+                                      "HTTPS_PROXY": f"https://proxyuser:CNRYproxypw@127.0.0.1:{proxy.port}"})
+    try:
+        run = subprocess.run(
+            [str(CONSOLE_SCRIPT), "--device-auth", "--port", "0", "--no-browser", "--issuer", tls_issuer.url],
+            env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        )
+    finally:
+        proxy.close()
+    assert run.returncode == 1
+    stderr = run.stderr.splitlines()
+    assert stderr[0].startswith("Error logging in with device code: error sending request for url (")
+    assert stderr[0].endswith(
+        f": the TLS handshake with the proxy https://127.0.0.1:{proxy.port} failed (an https:// proxy URL needs a "
+        "proxy that speaks TLS; a proxy that speaks plain HTTP is written http://)"
+    )
+    assert stderr[1] == f"Try next: {advice_for('transport_proxy').hint}"
+    assert "CODEX_CA_CERTIFICATE" not in run.stderr
+    log = (tmp_path / "home" / "log" / "codex-login.log").read_text()
+    assert "device code transport failure kind=proxy error_class=ConnectError" in log
+    assert "failure=transport_proxy" in log
+    assert "CNRY" not in run.stderr + log and "proxyuser" not in run.stderr + log
+
+
+def test_an_https_proxy_whose_certificate_is_refused_is_named(tls_issuer: TlsIssuer) -> None:
+    # The proxy's own certificate (from a CA nobody trusts): still a TLS failure (the remedy is the CA source,
+    # D-9), but the message says whose certificate it was. Was: the issuer's words, no proxy named.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    proxy = TunnelProxy(tls=context)
+    try:
+        env = {"CODEX_CA_CERTIFICATE": str(tls_issuer.ca_pem), "HTTPS_PROXY": f"https://127.0.0.1:{proxy.port}"}
+        with HttpClient(_settings(**env)) as client:
+            with pytest.raises(TransportError) as caught:
+                client.get(f"{tls_issuer.url}/oauth/token")
+    finally:
+        proxy.close()
+    assert caught.value.transport_kind == "tls"
+    assert f"TLS certificate verification of the proxy https://127.0.0.1:{proxy.port} failed: " in str(caught.value)
+    assert "set CODEX_CA_CERTIFICATE" in str(caught.value)
+    assert proxy.requests == []
 
 
 def test_a_ca_file_without_a_certificate_is_a_load_failure_not_a_read_failure(tmp_path: Path) -> None:

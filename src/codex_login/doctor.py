@@ -9,8 +9,8 @@ Unlike a general connectivity check, it looks at both ends of the browser sign-i
   machine at all (SSH, WSL, containers), suggesting ``--device-auth`` where not;
 * the issuer side: the CA source and the proxy that apply to the token endpoint (D-9; the proxy shown as
   ``scheme://host:port`` only), DNS, TCP (to the proxy when one applies), the TLS handshake with that CA
-  source, HTTP reachability of ``/oauth/authorize`` and ``/oauth/token`` (any HTTP answer means reachable),
-  and the clock against the issuer's ``Date`` header;
+  source (with an https:// proxy, the handshake with the proxy), HTTP reachability of ``/oauth/authorize`` and
+  ``/oauth/token`` (any HTTP answer means reachable), and the clock against the issuer's ``Date`` header;
 * local state: ownership and modes of ``CODEX_HOME``, ``log_dir``, the log file and ``auth.json`` (group or
   world bits, symlinks), and whether the keyring backend answers within 3 s. An unusable log directory or
   log file is a warning (sign-in warns and carries on without its log); a symbolic link at ``auth.json``
@@ -565,6 +565,7 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
     else:
         ca_text = f"{ca.describe()}, unused: the issuer is http://"
     detail = f"token endpoint {sanitize_url_for_logging(issuer.token_url)}; CA source {ca_text}; proxy {proxy_text}"
+    detail += _unmatchable_no_proxy_note(env)
     if issuer.proxy is not None:
         problem = _proxy_problem(issuer.proxy)
         if problem is not None:
@@ -591,6 +592,28 @@ def _route_check(issuer: _Issuer, env: Mapping[str, str]) -> Check:
             return Check("issuer_route", title, "fail", f"{detail}; {sanitize_terminal_text(str(exc))}",
                          advice_for(exc.failure_class).hint)
     return Check("issuer_route", title, "ok", detail)
+
+
+def _unmatchable_no_proxy_note(env: Mapping[str, str]) -> str:
+    """``; NO_PROXY: 2 entries exempt no host: ...`` when some NO_PROXY entries can never match (the client reads
+    NO_PROXY as reqwest does: :func:`codex_login.http.unmatchable_no_proxy_entries`), else nothing."""
+    from .http import proxy_variables, unmatchable_no_proxy_entries
+
+    variables = proxy_variables(env)
+    if "no_proxy" not in variables:
+        return ""
+    name, value = variables["no_proxy"]
+    counts = unmatchable_no_proxy_entries(value)
+    why = {
+        "brackets": "in brackets (write an IPv6 address without them, as ::1)",
+        "port": "with a port (entries take none: the host alone exempts every port)",
+        "other": "neither an IP address, a CIDR block nor a host name",
+    }
+    parts = [f"{count} {why[key]}" for key, count in counts.items() if count]
+    if not parts:
+        return ""
+    total = sum(counts.values())
+    return f"; {name}: {total} {'entry exempts' if total == 1 else 'entries exempt'} no host: {', '.join(parts)}"
 
 
 def _dns_check(issuer: _Issuer, budget: _Budget, timeout: float) -> Check:
@@ -718,6 +741,35 @@ def _name_of(cert_part: object) -> str:
     return ", ".join(f"{_NAME_KEYS[key]}={value}" for key, value in names.items()) or "?"
 
 
+def _proxy_tls_check(issuer: _Issuer, sock: socket.socket, proxy_host: str) -> Check:
+    """The TLS handshake with an https:// proxy, verified with the CA source as the client verifies it (D-9).
+    The issuer's own handshake would run inside that TLS connection: the HTTP checks below cover it."""
+    title = "TLS handshake"
+    assert issuer.proxy is not None and issuer.ssl_context is not None
+    proxy = proxy_for_logging(issuer.proxy)
+    try:
+        with issuer.ssl_context.wrap_socket(sock, server_hostname=proxy_host) as tls:
+            version = tls.version() or "TLS"
+    except ssl.SSLCertVerificationError as exc:
+        issuer.reachable, issuer.skip_reason = False, "the proxy's TLS handshake failed"
+        reason = exc.verify_message or exc.reason or "certificate verification failed"
+        return Check("issuer_tls", title, "fail",
+                     f"certificate verification of the proxy {proxy} failed: "
+                     f"{sanitize_terminal_text(str(reason), 200)} (trusted CAs from {issuer.ca_description})",
+                     advice_for("transport_tls").hint)
+    except (ssl.SSLError, OSError) as exc:
+        issuer.reachable, issuer.skip_reason = False, "the proxy's TLS handshake failed"
+        reason = getattr(exc, "reason", None) or _os_reason(exc)
+        return Check("issuer_tls", title, "fail",
+                     f"the TLS handshake with the proxy {proxy} failed: {sanitize_terminal_text(str(reason), 200)} "
+                     "(an https:// proxy URL needs a proxy that speaks TLS; a proxy that speaks plain HTTP is "
+                     "written http://)",
+                     advice_for("transport_proxy").hint)
+    return Check("issuer_tls", title, "skip",
+                 f"with the proxy {proxy}: {version}, certificate verified with {issuer.ca_description}; "
+                 "the issuer's handshake runs inside it: the HTTP checks below cover it")
+
+
 def _tls_check(issuer: _Issuer, sock: socket.socket | None, budget: _Budget, timeout: float) -> Check:
     title = "TLS handshake"
     if issuer.scheme != "https":
@@ -727,7 +779,9 @@ def _tls_check(issuer: _Issuer, sock: socket.socket | None, budget: _Budget, tim
     with sock:
         sock.settimeout(budget.step(timeout))
         if issuer.proxy is not None:
-            scheme, _h, _p = _proxy_endpoint(issuer.proxy)
+            scheme, proxy_host, _p = _proxy_endpoint(issuer.proxy)
+            if scheme == "https":
+                return _proxy_tls_check(issuer, sock, proxy_host)
             if scheme != "http":
                 return Check("issuer_tls", title, "skip",
                              f"through a {scheme}:// proxy the HTTP checks below cover TLS")

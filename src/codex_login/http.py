@@ -44,6 +44,9 @@ MAX_PARSED_URLS = 16
 _CONNECTED_EVENTS = frozenset(
     {"connection.connect_tcp.complete", "connection.start_tls.complete", "proxy.start_tls.complete"}
 )
+# The TLS handshake on a new connection's own stream: with an https:// proxy, the handshake with the proxy (the
+# one with the issuer, inside the tunnel, is ``proxy.start_tls``); without one, the handshake with the issuer.
+_FIRST_HANDSHAKE_FAILED = "connection.start_tls.failed"
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     variables = proxy_variables(env)
     no_proxy = variables["no_proxy"][1] if "no_proxy" in variables else ""
     host = parts.hostname or ""
-    if no_proxy and _bypassed(host, parts.port, no_proxy):
+    if no_proxy and _bypassed(host, no_proxy):
         return None
     chosen = variables.get(f"{parts.scheme}_proxy") or variables.get("all_proxy")
     proxy = chosen[1] if chosen is not None else None
@@ -128,34 +131,95 @@ def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     return proxy
 
 
-def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
-    """NO_PROXY as curl and reqwest read it: ``*``, host names (suffix match), IPs and CIDR ranges, ``host:port``."""
-    host = host.strip("[]").lower()
+_IpEntry = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip_entry(text: str) -> _IpEntry | None:
+    """``text`` as reqwest parses a NO_PROXY entry or a URL's host: an IP address in any spelling Rust's
+    ``IpAddr`` reads (``::1``, ``0:0:0:0:0:0:0:1``, upper-case hex), or with ``/prefix`` a CIDR block (host bits
+    may be set); None for anything else: a name, ``[::1]``, a zone (``fe80::1%eth0``), a netmask (``/255.0.0.0``)."""
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        return _ip_address(address)
+    if _ip_address(address) is None or not (prefix.isascii() and prefix.isdigit()):
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:  # a prefix longer than the address
+        return None
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if "%" in text:  # Python reads an IPv6 zone, Rust's IpAddr does not
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _domain_matches(host: str, entry: str) -> bool:
+    """A name entry (both lower-case): the name itself and its subdomains, with or without a leading dot."""
+    if host == entry or (entry.startswith(".") and entry[1:] == host):
+        return True
+    return host.endswith(entry) and (entry.startswith(".") or host[-len(entry) - 1:-len(entry)] == ".")
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts ``host``, by reqwest's rule (its environment proxies use hyper-util's
+    ``NoProxy``; the Rust CLI's client is reqwest):
+
+    * entries are separated by commas; whitespace around an entry is ignored, an empty entry is skipped;
+    * an entry that parses as an IP address or a CIDR block (:func:`_ip_entry`) matches only a host that is an
+      IP literal, and only by value: equal to the address (``0:0:0:0:0:0:0:1`` is ``::1``) or inside the block
+      (``10.0.0.0/8``); an IP host is never matched by suffix (``0.1`` does not exempt ``127.0.0.1``), and an IPv6
+      host never by an IPv4 entry (``::ffff:127.0.0.1`` is not ``127.0.0.1``);
+    * every other entry is a host name, matched without regard to case against a host that is not an IP literal:
+      the name and its subdomains (``example.com`` and ``.example.com`` both match ``example.com`` and
+      ``a.example.com``, never ``notexample.com``). Names are compared as written: a trailing dot is part of the
+      name (``example.com.`` and ``example.com`` do not match each other), and ``[::1]`` or ``host:port`` are
+      names that no host matches;
+    * ``*`` matches every host. Here it matches IP literals too, as curl's does, where reqwest's skips them
+      (reqwest issue #2579, a departure from the curl rule it follows).
+    """
+    host = host.lower()
+    host_ip = _ip_address(host)
     for raw in no_proxy.split(","):
         entry = raw.strip().lower()
         if not entry:
             continue
         if entry == "*":
             return True
-        entry_port: int | None = None
-        if entry.count(":") == 1 or (entry.startswith("[") and "]:" in entry):
-            name, _, port_text = entry.rpartition(":")
-            if port_text.isdigit():
-                entry, entry_port = name, int(port_text)
-        entry = entry.strip("[]")
-        if entry_port is not None and entry_port != port:
-            continue
-        if "/" in entry:
-            try:
-                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                pass
-            continue
-        bare = entry.lstrip(".")
-        if host == bare or host.endswith("." + bare):
+        ip = _ip_entry(entry)
+        if host_ip is None:
+            if ip is None and _domain_matches(host, entry):
+                return True
+        elif isinstance(ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            if host_ip.version == ip.version and host_ip in ip:
+                return True
+        elif ip is not None and host_ip == ip:
             return True
     return False
+
+
+def unmatchable_no_proxy_entries(no_proxy: str) -> dict[str, int]:
+    """How many NO_PROXY entries exempt no host at all by :func:`_bypassed`'s rule, by why: ``brackets``
+    (``[::1]``: an IPv6 address is written bare), ``port`` (``host:8443``: entries take no port) and ``other``
+    (a ``/``, ``%`` or ``:`` in what is neither an IP address nor a CIDR block). Counts only: the entries
+    themselves are the user's host names, which the doctor report (and the bundle) do not carry."""
+    counts = {"brackets": 0, "port": 0, "other": 0}
+    for raw in no_proxy.split(","):
+        entry = raw.strip()
+        if not entry or _ip_entry(entry) is not None:
+            continue
+        name, colon, port = entry.rpartition(":")
+        if entry.startswith("["):
+            counts["brackets"] += 1
+        elif colon and port.isascii() and port.isdigit() and ":" not in name and "/" not in name:
+            counts["port"] += 1
+        elif any(c in entry for c in "/%:"):
+            counts["other"] += 1
+    return counts
 
 
 def status_text(status: int) -> str:
@@ -367,6 +431,7 @@ class HttpClient:
         deadline = time.monotonic() + self.settings.total_timeout
         watchdog = self._deadlines()
         flight: InFlight | None = None
+        failed: list[str] = []  # the failed steps httpcore reported that classification tells apart
         try:
             transport = self._transport(url)
             parsed = self._parsed(url)
@@ -382,6 +447,8 @@ class HttpClient:
                     if isinstance(sock, socket.socket):
                         self._sockets[origin] = sock
                         in_flight.attach(sock)
+                elif event == _FIRST_HANDSHAKE_FAILED:
+                    failed.append(event)
 
             request = httpx.Request(
                 method,
@@ -423,7 +490,11 @@ class HttpClient:
             # Expired: the watchdog shut the connection down at the deadline; whatever the read then saw, a timeout.
             expired = flight is not None and flight.expired
             failure = httpx.ReadTimeout("total deadline exceeded") if expired else err
-            raise classify_transport_error(failure, url, self) from None
+            proxy = self.proxy_for(url)
+            tls_proxy = proxy is not None and proxy.partition("://")[0].lower() == "https"
+            raise classify_transport_error(
+                failure, url, self, proxy_handshake=tls_proxy and _FIRST_HANDSHAKE_FAILED in failed
+            ) from None
         except httpx.InvalidURL:
             # A URL httpx refuses (an endpoint from a discovery document, say): no request could be sent.
             shown, display = _request_error_texts(url)
@@ -464,11 +535,15 @@ class TransportFacts:
     is_request: bool
 
 
-def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> TransportFacts:
+def transport_facts(
+    err: BaseException, *, proxy_in_use: bool = False, proxy_handshake: bool = False
+) -> TransportFacts:
     """Classify by exception type along the cause chain (the PR's non-goal forbids guessing from text).
 
     A failed connect while a proxy is configured for the URL is a proxy failure (the only peer we tried to
-    reach was the proxy), unless it failed on a certificate.
+    reach was the proxy), unless it failed on a certificate. ``proxy_handshake``: the TLS handshake with an
+    https:// proxy failed (not the one with the issuer); unless on the proxy's certificate (the remedy is the CA
+    source, D-9) that is a proxy failure: usually a proxy that speaks plain HTTP given as https://.
     """
     import httpx
 
@@ -477,9 +552,10 @@ def transport_facts(err: BaseException, *, proxy_in_use: bool = False) -> Transp
     is_timeout = isinstance(err, httpx.TimeoutException)
     is_connect = isinstance(err, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError)
     is_request = isinstance(err, httpx.RequestError)
+    refused_certificate = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain)
     if is_timeout:
         kind = "timeout"
-    elif isinstance(err, httpx.ProxyError):
+    elif isinstance(err, httpx.ProxyError) or (proxy_handshake and not refused_certificate):
         kind = "proxy"
     elif any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
         # Before the proxy rule: through a proxy, a certificate refused is the issuer's (or an intercepting
@@ -518,20 +594,30 @@ def _proxy_refusal(chain: list[BaseException]) -> int | None:
     return None
 
 
-def _cause_phrase(facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str) -> str:
-    route = client.route_for(url)
+def _cause_phrase(
+    facts: TransportFacts, chain: list[BaseException], client: HttpClient, url: str, *, proxy_handshake: bool = False
+) -> str:
+    route = client.route_for(url)  # the proxy as scheme://host:port only (security.md)
     if facts.kind == "timeout":
-        return f"timed out (connect {client.settings.connect_timeout:g} s, total {client.settings.total_timeout:g} s)"
+        during = f" in the TLS handshake with the proxy {route.proxy}" if proxy_handshake else ""
+        settings = client.settings
+        return f"timed out{during} (connect {settings.connect_timeout:g} s, total {settings.total_timeout:g} s)"
     if facts.kind == "proxy":
+        if proxy_handshake:
+            return (
+                f"the TLS handshake with the proxy {route.proxy} failed (an https:// proxy URL needs a proxy that "
+                "speaks TLS; a proxy that speaks plain HTTP is written http://)"
+            )
         refused = _proxy_refusal(chain)
         if refused is not None:
             return f"the proxy {route.proxy} refused the connection: {status_text(refused)}"
         return f"the proxy {route.proxy} failed"
     if facts.kind == "tls":
-        detail = "TLS handshake failed"
+        whose = f" of the proxy {route.proxy}" if proxy_handshake else ""
+        detail = f"TLS handshake{whose} failed"
         for exc in chain:
             if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-                detail = f"TLS certificate verification failed: {exc.verify_message}"
+                detail = f"TLS certificate verification{whose} failed: {exc.verify_message}"
                 break
         return (
             f"{detail} (trusted CAs from {client.ca.describe()}; "
@@ -562,12 +648,16 @@ def _request_error_texts(url: str) -> tuple[str, str]:
     return shown, logged
 
 
-def classify_transport_error(err: httpx.HTTPError, url: str, client: HttpClient) -> TransportError:
-    facts = transport_facts(err, proxy_in_use=client.proxy_for(url) is not None)
+def classify_transport_error(
+    err: httpx.HTTPError, url: str, client: HttpClient, *, proxy_handshake: bool = False
+) -> TransportError:
+    """``proxy_handshake``: the failing step was the TLS handshake with an https:// proxy (see
+    :func:`transport_facts`); the message then names the proxy, not the issuer, as the peer that failed."""
+    facts = transport_facts(err, proxy_in_use=client.proxy_for(url) is not None, proxy_handshake=proxy_handshake)
     chain = _chain(err)
     shown, display = _request_error_texts(url)
     return TransportError(
-        f"{shown}: {_cause_phrase(facts, chain, client, url)}",
+        f"{shown}: {_cause_phrase(facts, chain, client, url, proxy_handshake=proxy_handshake)}",
         transport_kind=facts.kind,
         display=display,
         error_class=facts.error_class,

@@ -71,6 +71,7 @@ class TunnelProxy(LoopbackServer):
         self.status = status
         self.tls = tls
         self.requests: list[bytes] = []
+        self.garbled = 0  # connections that did not open with an HTTP request
         super().__init__(backlog=16)
 
     def handle(self, conn: socket.socket) -> None:
@@ -87,6 +88,13 @@ class TunnelProxy(LoopbackServer):
                 if not chunk:
                     return
                 head += chunk
+                if not head[:1].isalpha():
+                    # Not HTTP (a TLS ClientHello: the client took this plain proxy for an https:// one). A plain
+                    # proxy answers such bytes with an error as an HTTP server does (Squid: 400), and closes.
+                    self.garbled += 1
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    conn.close()
+                    return
             self.requests.append(head)
             target = head.split(b" ")[1].decode()
             host, _, port = target.rpartition(":")

@@ -206,9 +206,9 @@ _ROWS: Final = (
         "transport_proxy",
         "The proxy could not be used",
         "The request went to the proxy named by HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, and the proxy could "
-        "not be reached or refused the connection.",
+        "not be reached, refused the connection, or failed the TLS handshake of an https:// proxy URL.",
         "Check HTTPS_PROXY and ALL_PROXY (and their lower-case forms): a stale value pointing at a proxy "
-        "that is no longer running is common.",
+        "that is no longer running is common, and so is a plain HTTP proxy written https:// (write http://).",
         "Write SOCKS proxies as socks5:// (not socks://); they need `pip install 'codex-login[socks]'`.",
         "If the issuer should be reached directly, add its host to NO_PROXY.",
         "Run `codex-login doctor`: it shows which proxy applies to the issuer.",
