@@ -212,6 +212,17 @@ def build_authorize_url(
     return f"{issuer}/oauth/authorize?{query}"
 
 
+def _issuer_identity(issuer: str) -> str:
+    """An issuer URL as the RFC 9207 check compares it: scheme and host are case-insensitive (RFC 3986
+    §6.2.2.1), so ``--issuer HTTPS://Auth.Example.com`` accepts ``iss=https://auth.example.com``; a trailing
+    slash is not a difference either; everything else must match exactly."""
+    scheme, sep, rest = issuer.rstrip("/").partition("://")
+    if not sep:
+        return issuer
+    authority, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{authority.lower()}{slash}{path}"
+
+
 def oauth_callback_error_message(error_code: str, description: str | None) -> str:
     """reference-spec §12.2: the text returned to the caller for an ``error=`` callback."""
     if error_code == "access_denied" and description and "missing_codex_entitlement" in description.lower():
@@ -1170,7 +1181,7 @@ class LoginServer:
             events.callback_already_settled(path=CALLBACK_PATH)
             return _plain(400, "Bad Request", "This sign-in was already completed. Return to your terminal.")
         iss = single.get("iss") or None  # sent without a value: as if omitted (RFC 6749 §3.1)
-        if iss is not None and iss.rstrip("/") != self.options.issuer.rstrip("/"):
+        if iss is not None and _issuer_identity(iss) != _issuer_identity(self.options.issuer):
             # RFC 9207 mix-up defence: an answer from another issuer is refused like a wrong state.
             events.issuer_mismatch()
             return _plain(400, "Bad Request", "Issuer mismatch")

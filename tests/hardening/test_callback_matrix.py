@@ -222,6 +222,19 @@ def test_a10_unknown_parameters_are_ignored_and_a_matching_iss_is_accepted(harne
     harness.finish(run, Expect(rc=0, success=True))
 
 
+def test_a10_iss_scheme_and_host_compare_without_case(harness: Harness) -> None:
+    """RFC 3986 §6.2.2.1: ``HTTP://127.0.0.1:PORT/`` is the issuer ``http://127.0.0.1:PORT``; a sign-in whose
+    issuer was typed in capitals could never complete (every callback: 400 Issuer mismatch)."""
+    run = harness.login()
+    scheme, rest = harness.issuer.url.split("://", 1)
+    shouted = f"{scheme.upper()}://{rest.upper()}/"
+    redirect = harness.callback(run, f"{harness.good_query(run)}&iss={quote(shouted, safe='')}")
+    assert redirect.status == 302
+    harness.get(run, "/success")
+    run.end_attempt()
+    harness.finish(run, Expect(rc=0, success=True))
+
+
 def test_a10_an_empty_iss_counts_as_omitted(harness: Harness) -> None:
     # RFC 6749 §3.1: parameters sent without a value are treated as if they were omitted from the request.
     run = harness.login()
@@ -235,6 +248,10 @@ def test_a10_an_empty_iss_counts_as_omitted(harness: Harness) -> None:
 def test_a10_a_foreign_iss_is_400_and_the_flow_waits(harness: Harness) -> None:
     run = harness.login()
     reply = harness.callback(run, f"{harness.good_query(run)}&iss={quote('https://evil.example', safe='')}")
+    assert_rejected(reply, 400, "Issuer mismatch")
+    # Only scheme and host are case-insensitive: a path that differs in case is another issuer.
+    other_path = quote(f"{harness.issuer.url}/Tenant", safe="")
+    reply = harness.callback(run, f"{harness.good_query(run)}&iss={other_path}")
     assert_rejected(reply, 400, "Issuer mismatch")
     complete_and_finish(harness, run)
 
