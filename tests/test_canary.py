@@ -188,7 +188,7 @@ def refused_issuer(harness: Harness, log_format: str, env: dict[str, str | None]
     ]
     for run in runs:
         harness.finish(run, Expect(rc=1, attempts=0, log=False, bundle=number == len(VERBOSITY) and run is runs[-1]))
-        assert run.stderr.startswith("Error loading configuration: invalid issuer URL: it must not contain")
+        assert run.stderr.startswith("Error loading configuration: -c issuer: invalid issuer URL: it must not contain")
     return False
 
 

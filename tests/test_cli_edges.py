@@ -55,7 +55,8 @@ def test_an_issuer_with_an_open_bracket_is_a_configuration_error(codex_home: Pat
     assert (done.returncode, done.stderr, done.stdout) == (1, expected, "")
     (codex_home / "config.toml").write_text('issuer = "https://[::1"\n')
     done = run(["status"], codex_home)
-    assert (done.returncode, done.stderr, done.stdout) == (1, expected, "")
+    where = f"{codex_home / 'config.toml'}, line 1: "
+    assert (done.returncode, done.stderr, done.stdout) == (1, expected.replace(": ", f": {where}", 1), "")
 
 
 @pytest.mark.parametrize("flags", [["--with-api-key"], ["--api-key", "sk-CNRYflagkey"]], ids=["with-api-key", "api-key"])

@@ -166,6 +166,25 @@ def test_login_http_timeout_must_be_a_usable_number_of_seconds(tmp_path: Path, v
     assert load_config([], env={"CODEX_HOME": str(tmp_path)}).http_timeout == 86400.0
 
 
+def test_a_bad_value_is_named_with_where_it_was_set(tmp_path: Path) -> None:
+    """DECISIONS: a malformed file is a clear error naming the file and line; a value of the wrong type or an
+    unknown value is one too (it named only the key: which of config.toml and ``-c`` set it was a guess)."""
+    config = tmp_path / "config.toml"
+    config.write_text("# codex\n\nlogin_http_timeout = 5\n'forced_login_method' = 3\n")
+    env = {"CODEX_HOME": str(tmp_path)}
+    with pytest.raises(ConfigError) as info:
+        resolve_settings([], env=env)
+    assert str(info.value) == f"{config}, line 4: forced_login_method: expected a string, got int"
+    config.write_text('login_log_format = "xml"\n')
+    with pytest.raises(ConfigError) as info:
+        resolve_settings([], env=env)
+    assert str(info.value) == f"{config}, line 1: login_log_format: unknown value 'xml' (expected text or json)"
+    with pytest.raises(ConfigError) as info:  # -c wins over the file, and is named as the place
+        resolve_settings(["login_log_format=yaml"], env=env)
+    assert str(info.value) == "-c login_log_format: unknown value 'yaml' (expected text or json)"
+    assert resolve_settings(["login_log_format=json"], env=env).login_log_format == "json"
+
+
 def test_values_nested_past_the_parsers_depth_are_a_config_error_or_a_literal(tmp_path: Path) -> None:
     # tomllib recurses once per nesting level: RecursionError (not a TOMLDecodeError) was a traceback.
     deep = "[" * 50_000 + "]" * 50_000

@@ -198,14 +198,15 @@ def parse_override(item: str) -> "tuple[list[str], Any]":
     return key.split("."), value
 
 
-def _read_config_file(codex_home: str) -> "dict[str, Any]":
+def _read_config_file(codex_home: str) -> "tuple[dict[str, Any], str]":
+    """config.toml's table and its text ({} and "" when there is none)."""
     path = os.path.join(codex_home, CONFIG_FILE_NAME)
     try:
         # newline="": universal newlines would turn a lone CR (which TOML refuses) into a line break.
         with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read()
     except FileNotFoundError:
-        return {}
+        return {}, ""
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "not valid UTF-8"
         raise ConfigError(f"failed to read {path}: {reason}") from None
@@ -215,11 +216,11 @@ def _read_config_file(codex_home: str) -> "dict[str, Any]":
     # a lone CR falls through to tomllib, which reads the file as it is and names the line.
     table = loads_plain_toml(text.replace("\r\n", "\n"))
     if table is not None:
-        return table
+        return table, text
     import tomllib
 
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
         # tomllib's message names the line and column: "Expected '=' ... (at line 3, column 5)".
         raise ConfigError(f"{path}: {err}") from None
@@ -293,10 +294,13 @@ def validate_issuer(issuer: str) -> str:
     return issuer
 
 
-def _as_str(key: str, value: "Any") -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
-    return value
+def _key_line(text: str, key: str) -> int | None:
+    """The line of config.toml where the top-level ``key`` is set (bare or quoted), or None."""
+    import re
+
+    name = re.escape(key)
+    match = re.search(rf"""^[ \t]*(?:{name}|"{name}"|'{name}')[ \t]*=""", text, re.MULTILINE)
+    return None if match is None else text.count("\n", 0, match.start()) + 1
 
 
 def resolve_settings(
@@ -317,66 +321,87 @@ def resolve_settings(
     cwd = os.getcwd() if cwd is None else cwd
     parsed_overrides = [parse_override(item) for item in overrides]
     home = codex_home if codex_home is not None else codex_home_dir(env)
-    table = _read_config_file(home)
+    table, text = _read_config_file(home)
 
     merged: dict[str, tuple[Any, str]] = {k: (v, home) for k, v in table.items()}
     for parts, value in parsed_overrides:
         if len(parts) == 1:
             merged[parts[0]] = (value, cwd)
+    overridden = {parts[0] for parts, _ in parsed_overrides if len(parts) == 1}
 
     def get(key: str) -> "Any":
         entry = merged.get(key)
         return None if entry is None else entry[0]
 
+    def bad(key: str, problem: str, *, kind: ErrorKind | None = None, named: bool = True) -> ConfigError:
+        """A value's problem, said where the value was set: config.toml's path and line, or ``-c``."""
+        if key in overridden:
+            where = f"-c {key}"
+        else:
+            line = _key_line(text, key)
+            where = os.path.join(home, CONFIG_FILE_NAME) + ("" if line is None else f", line {line}")
+            where += f": {key}" if named else ""
+        return ConfigError(f"{where}: {problem}", kind=kind)
+
+    def as_str(key: str, value: "Any") -> str:
+        if not isinstance(value, str):
+            raise bad(key, f"expected a string, got {type(value).__name__}")
+        return value
+
     log_dir = os.path.join(home, "log")
     if (entry := merged.get("log_dir")) is not None:
         # An absolute log_dir replaces the base, exactly like ``Path`` joining does.
-        log_dir = os.path.join(entry[1], os.path.expanduser(_as_str("log_dir", entry[0])))
+        log_dir = os.path.join(entry[1], os.path.expanduser(as_str("log_dir", entry[0])))
 
     store = get("cli_auth_credentials_store")
     if store is None:
         store = "file"
-    elif _as_str("cli_auth_credentials_store", store) not in STORE_MODES:
-        raise ConfigError(
-            f"cli_auth_credentials_store: unknown value {store!r} (expected file, keyring, auto or ephemeral)"
+    elif as_str("cli_auth_credentials_store", store) not in STORE_MODES:
+        raise bad(
+            "cli_auth_credentials_store", f"unknown value {store!r} (expected file, keyring, auto or ephemeral)"
         )
 
     method = get("forced_login_method")
     if method is not None:
-        method = _as_str("forced_login_method", method)
+        method = as_str("forced_login_method", method)
         if method not in ("chatgpt", "api"):
-            raise ConfigError(f"forced_login_method: unknown value {method!r} (expected chatgpt or api)")
+            raise bad("forced_login_method", f"unknown value {method!r} (expected chatgpt or api)")
 
     workspace_raw = get("forced_chatgpt_workspace_id")
     workspaces: tuple[str, ...] = ()
     if isinstance(workspace_raw, str):
         workspaces = (workspace_raw,) if workspace_raw.strip() else ()
     elif isinstance(workspace_raw, list):
-        workspaces = tuple(_as_str("forced_chatgpt_workspace_id", w) for w in workspace_raw if str(w).strip())
+        workspaces = tuple(as_str("forced_chatgpt_workspace_id", w) for w in workspace_raw if str(w).strip())
     elif workspace_raw is not None:
-        raise ConfigError("forced_chatgpt_workspace_id: expected a string or a list of strings")
+        raise bad("forced_chatgpt_workspace_id", "expected a string or a list of strings")
 
     log_format = get("login_log_format") or "text"
     if log_format not in ("text", "json"):
-        raise ConfigError(f"login_log_format: unknown value {log_format!r} (expected text or json)")
+        raise bad("login_log_format", f"unknown value {log_format!r} (expected text or json)")
 
     http_timeout = get("login_http_timeout")
     timeout_value = DEFAULT_HTTP_TIMEOUT_SECONDS
     if http_timeout is not None:
         # nan and inf compare false; past a day, sockets refuse the deadline (time_t overflow from ~1e12 s).
         if isinstance(http_timeout, bool) or not isinstance(http_timeout, int | float) or not 0 < http_timeout <= 86400:
-            raise ConfigError("login_http_timeout: expected a positive number of seconds, at most 86400 (a day)")
+            raise bad("login_http_timeout", "expected a positive number of seconds, at most 86400 (a day)")
         timeout_value = float(http_timeout)
 
-    chosen_issuer = issuer if issuer is not None else (get("issuer") or DEFAULT_ISSUER)
-    validate_issuer(_as_str("issuer", chosen_issuer))
+    if issuer is not None:
+        chosen_issuer = issuer
+        validate_issuer(chosen_issuer)  # --issuer: the user's own flag, no place to name
+    else:
+        chosen_issuer = as_str("issuer", get("issuer") or DEFAULT_ISSUER)
+        if (problem := issuer_problem(chosen_issuer)) is not None:
+            raise bad("issuer", f"invalid issuer URL: {problem}", kind=ErrorKind.INVALID_INPUT, named=False)
     chosen_client = client_id if client_id is not None else (get("client_id") or CLIENT_ID)
 
     return Settings(
         home,
         pathlib_form(log_dir),
         chosen_issuer,
-        _as_str("client_id", chosen_client),
+        as_str("client_id", chosen_client),
         store,
         method,
         workspaces,

@@ -242,7 +242,8 @@ def test_h7_unsafe_issuers_are_refused_before_the_browser(harness: Harness, tmp_
         argv += ["--issuer", issuer] if form == "flag" else ["-c", f"issuer={issuer}"]
         run = harness.cli(*argv, env={"BROWSER": str(browser)})
         harness.finish(run, Expect(rc=1, budget=10, attempts=0, log=False))
-        assert run.stderr == f"Error loading configuration: invalid issuer URL: {reason}\n", (name, run.stderr)
+        where = "" if form == "flag" else "-c issuer: "
+        assert run.stderr == f"Error loading configuration: {where}invalid issuer URL: {reason}\n", (name, run.stderr)
     assert not marker.exists()
     assert not (harness.codex_home / "log").exists()
 
