@@ -186,9 +186,9 @@ def refused_issuer(harness: Harness, log_format: str, env: dict[str, str | None]
         harness.cli("--issuer", f"https://user:{password}@auth.example.com", "--port", "0", "--no-browser", env=env),
         harness.cli("-c", f"issuer=https://auth.example.com/?token={query}", "--port", "0", "--no-browser", env=env),
     ]
-    for run in runs:
+    for run, where in zip(runs, ("", "-c issuer: "), strict=True):
         harness.finish(run, Expect(rc=1, attempts=0, log=False, bundle=number == len(VERBOSITY) and run is runs[-1]))
-        assert run.stderr.startswith("Error loading configuration: -c issuer: invalid issuer URL: it must not contain")
+        assert run.stderr.startswith(f"Error loading configuration: {where}invalid issuer URL: it must not contain")
     return False
 
 
