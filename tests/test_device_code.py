@@ -714,6 +714,11 @@ def test_discovery_without_device_endpoint_uses_the_codex_dialect(
     issuer.routes[DISCOVERY] = discovery(issuer, issuer="https://elsewhere.example")
     result, shown = run(options(codex_home, issuer.url, clock))
     assert isinstance(result, LoginSuccess) and shown[0].dialect == "codex"
+    # A discovery request the issuer drops without an answer: the usercode request goes ahead, as the
+    # reference's (which never asks for discovery) would.
+    issuer.routes[DISCOVERY] = Answer(close=True)
+    result, shown = run(options(codex_home, issuer.url, clock))
+    assert isinstance(result, LoginSuccess) and shown[0].dialect == "codex"
 
 
 def test_unreachable_issuer_is_a_transport_error(codex_home: Path, clock: FakeClock, login_log: LoginLog) -> None:

@@ -313,8 +313,13 @@ def _choose_dialect(options: DeviceLoginOptions, client: HttpClient) -> tuple[st
     try:
         doc = fetch_openid_configuration(client, base)
     except TransportError as err:
-        _transport_failed(err)
-        raise
+        if options.dialect != "auto" or err.transport_kind not in ("closed", "protocol"):
+            _transport_failed(err)
+            raise
+        # The issuer was reached but dropped or garbled the discovery request (some servers close the
+        # connection on a path they do not serve): as if it had no document. The reference never asks for
+        # one; its usercode request goes ahead and reports what it finds.
+        doc = None
     device_endpoint = _discovered_endpoint(doc, "device_authorization_endpoint") if doc else None
     token_endpoint = (_discovered_endpoint(doc, "token_endpoint") if doc else None) or token_endpoint_for(base)
     if device_endpoint is not None:
