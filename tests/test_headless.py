@@ -16,7 +16,9 @@ import json
 import os
 import pty
 import re
+import resource
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -520,6 +522,7 @@ class OnTerminal:
 
         def make_controlling_terminal() -> None:
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a test that sends SIGQUIT leaves no core file
 
         self.proc = subprocess.Popen(
             [str(CONSOLE_SCRIPT), *args],
@@ -642,6 +645,32 @@ def test_no_color_and_narrow_terminal_use_no_escapes(on_terminal: StartOnTermina
     statuses = [chunk for chunk in out.split(b"\r") if chunk.startswith(b"Waiting")]
     assert statuses and all(len(chunk.rstrip(b" ")) <= 49 for chunk in statuses)
     assert term.echo_is_on()
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT], ids=lambda signum: signum.name
+)
+def test_a_signal_during_the_wait_gives_the_terminal_its_echo_back(
+    on_terminal: StartOnTerminal, codex_home: Path, signum: signal.Signals
+) -> None:
+    """SIGHUP and SIGQUIT keep their default action (the process is killed by them, with no final event, as
+    before) but restore the echo first; SIGTERM and Ctrl-C cancel the attempt as they always did."""
+    term = on_terminal({"TERM": "xterm-256color"})
+    assert term.initial_echo
+    term.read_until(b"Waiting for the browser")
+    assert not term.echo_is_on()
+    term.proc.send_signal(signum)
+    code = term.finish()
+    assert term.echo_is_on()
+    assert not (codex_home / "auth.json").exists()
+    finished = [line for line in log_lines(codex_home) if "login finished" in line]
+    if signum in (signal.SIGHUP, signal.SIGQUIT):
+        assert code == -signum  # killed by the signal itself, as a shell reports it
+        assert finished == []
+    else:
+        assert code == (130 if signum == signal.SIGINT else 143)
+        assert b"Error logging in: Login was not completed (interrupted)" in term.output
+        assert len(finished) == 1 and "outcome=cancelled" in finished[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -795,6 +824,36 @@ def test_paste_reader_does_not_read_devnull_or_a_closed_stdin() -> None:
     os.close(read_end)
     os.close(write_end)
     assert not PasteReader(read_end).start()
+
+
+def test_paste_reader_takes_only_default_fatal_signals_and_puts_them_back() -> None:
+    master, slave = pty.openpty()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+    def own(_signum: int, _frame: object) -> None:  # someone else's handler
+        pass
+
+    signal.signal(signal.SIGTERM, own)
+    reader = PasteReader(slave)
+    try:
+        assert reader.start()
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)
+        assert signal.getsignal(signal.SIGQUIT) not in (signal.SIG_DFL, None)
+        assert signal.getsignal(signal.SIGTERM) is own  # a handler that is there already is left alone
+        reader.stop()
+        assert termios.tcgetattr(slave)[3] & termios.ECHO
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGQUIT) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        reader.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(master)  # the reader's thread, blocked in read, ends with EIO
+        os.close(slave)
 
 
 def test_environment_text_from_outside_is_sanitized() -> None:
