@@ -19,6 +19,7 @@ import re
 import resource
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -505,6 +506,62 @@ def test_a_browser_that_cannot_be_opened_is_named(
     assert (
         " WARN codex_login::server: browser could not be opened opener=BROWSER reason=false exited with status 1" in log
     )
+
+
+def test_after_the_device_fallback_nothing_suggests_device_auth(
+    issuer: ScriptedIssuer, codex_home: Path, fake_root: Path
+) -> None:
+    """``--device-auth`` against an issuer without device sign-in falls back to the browser; the browser flow then
+    times out over SSH. Neither the text before the wait, nor the warning, nor the advice after the failure may
+    send the user back to ``--device-auth``: the issuer has just said it has none."""
+    env = headless_env(codex_home, fake_root, ENVIRONMENTS["ssh"].env)
+    argv = ["--device-auth", "--port", "0", "--issuer", issuer.url, "--timeout", "1"]
+    run = Headless(argv, env, stdin=subprocess.DEVNULL)
+    try:
+        assert run.finish() == 1
+    finally:
+        run.kill()
+    lines = run.lines
+    assert lines[0] == "Device code login is not enabled; falling back to browser login."
+    assert not [line for line in lines if "device-auth" in line]
+    url = lines.index(run.auth_url())
+    port = callback_parts(lines[url])[0]
+    warning = lines[url + 1 : url + 5]
+    assert warning[:2] == ["", f"Warning: signing in with a browser will probably not reach http://localhost:{port} here:"]
+    assert warning[3].startswith(f"Forward the port from your computer with `ssh -L {port}:localhost:{port}")
+    assert lines[url + 5 : url + 7] == ["", "Waiting for the browser to finish signing in (0:01 left)."]
+    hint = "Forward the port from your computer: `ssh -L 1455:localhost:1455 <host>`, then open the URL there."
+    assert f"Try next: {hint}" in lines
+    assert "login finished outcome=timeout flow=browser" in " ".join(log_lines(codex_home))
+
+
+def test_after_the_device_fallback_a_busy_port_does_not_suggest_device_auth(
+    issuer: ScriptedIssuer, codex_home: Path, fake_root: Path
+) -> None:
+    """The same with the port held by a program that ignores the takeover's cancel request: the error, the advice
+    after it and ``codex-login log`` leave ``--device-auth`` out."""
+    env = headless_env(codex_home, fake_root, {"DISPLAY": ":0"})
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        run = Headless(["--device-auth", "--port", str(port), "--issuer", issuer.url], env, stdin=subprocess.DEVNULL)
+        try:
+            assert run.finish() == 1
+        finally:
+            run.kill()
+    lines = run.lines
+    assert lines[0] == "Device code login is not enabled; falling back to browser login."
+    assert f"Error logging in: Port 127.0.0.1:{port} is already in use. Close the other program using it." in lines
+    assert "Try next: Run `codex-login doctor`: it names the process holding the port." in lines
+    assert not [line for line in lines if "device-auth" in line]
+    shown = subprocess.run(
+        [str(CONSOLE_SCRIPT), "log"], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "What went wrong (port_in_use)" in shown.stdout and "fallback_from=device" in shown.stdout
+    assert "Or choose another port with `--port N`" in shown.stdout
+    assert "device-auth" not in shown.stdout
 
 
 # --------------------------------------------------------------------------------------------------

@@ -116,6 +116,9 @@ class ServerOptions:
     browser_opener: Callable[[str], tuple[bool, str, str | None]] | None = None
     # How long to wait for the browser to fetch /success once credentials are saved.
     success_grace: float = 10.0
+    # False after `--device-auth` fell back to this flow (the issuer has no device sign-in): no message or advice
+    # of the attempt suggests `--device-auth`, and its `login attempt started` line says `fallback_from=device`.
+    device_auth: bool = True
 
 
 @dataclass(frozen=True)
@@ -1366,7 +1369,7 @@ class LoginServer:
         return saved
 
     def _terminal_error(self, err: LoginError, *, message: str, code: str | None, description: str | None) -> _Reply:
-        from .diagnostics.advice import advice_for
+        from .diagnostics.advice import DEVICE_AUTH, advice_for
         from .pages import HTML_CONTENT_TYPE, render_error_page
 
         page = render_error_page(
@@ -1374,7 +1377,7 @@ class LoginServer:
             error_code=code,
             error_description=description,
             attempt_id=self.attempt_id,
-            advice=advice_for(err.failure_class).hint,
+            advice=advice_for(err.failure_class, without=None if self.options.device_auth else DEVICE_AUTH).hint,
         )
         # Terminal pages are status 200 with Connection: close, as the reference (its e2e tests rely on it).
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)
@@ -1401,10 +1404,8 @@ def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -
                     events.bind_failed(port=port, error_class=type(err).__name__, errno=err.errno)
                     hint = ""
                     if err.errno == errno.EACCES:
-                        hint = (
-                            " (the OS refused the port; on Windows it may be in an excluded port range: "
-                            "try `codex-login --device-auth`)"
-                        )
+                        hint = " (the OS refused the port; on Windows it may be in an excluded port range"
+                        hint += ": try `codex-login --device-auth`)" if options.device_auth else ")"
                     raise PortInUseError(
                         f"Failed to bind 127.0.0.1:{port}: {err.strerror}{hint}",
                         kind=ErrorKind.OTHER,
@@ -1425,10 +1426,8 @@ def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -
             )
     events.bind_failed(port=ports[-1], error_class="AddrInUse", errno=last_err.errno if last_err else None)
     tried = " and ".join(f"127.0.0.1:{p}" for p in ports)
-    raise PortInUseError(
-        f"Port {tried} is already in use. Close the other program using it, or sign in with "
-        "`codex-login --device-auth`."
-    )
+    instead = ", or sign in with `codex-login --device-auth`" if options.device_auth else ""
+    raise PortInUseError(f"Port {tried} is already in use. Close the other program using it{instead}.")
 
 
 def run_login_server(options: ServerOptions) -> LoginServer:
@@ -1444,6 +1443,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             issuer=options.issuer,
             client_id=options.client_id,
             store=options.store_mode,
+            fallback_from=None if options.device_auth else "device",
         )
         binding = time.monotonic()
         try:

@@ -481,9 +481,10 @@ def report_environment(
     port: int,
     env: Mapping[str, str] | None = None,
     info: EnvironmentInfo | None = None,
+    device_auth: bool = True,
 ) -> Reachability:
     """Detect where we run, log it (one ``login environment`` event; call inside the attempt span), and
-    print :func:`environment_lines`."""
+    print :func:`environment_lines` (suggesting ``--device-auth`` only when ``device_auth``)."""
     from .diagnostics import events
     from .environment import assess_callback_reachability, detect_environment
 
@@ -496,7 +497,7 @@ def report_environment(
         display=info.display,
         browser_env=info.browser_env is not None,
     )
-    reach = assess_callback_reachability(info, port=port)
+    reach = assess_callback_reachability(info, port=port, device_auth=device_auth)
     for line in environment_lines(reach, port=port):
         printer.line(line)
     return reach
