@@ -16,6 +16,7 @@ from codex_login.bundle import scan_text
 from codex_login.diagnostics.advice import (
     ADVICE,
     ALIASES,
+    DEVICE_AUTH,
     FAILURE_CLASSES,
     GENERIC_FAILURE,
     UNFINISHED,
@@ -121,6 +122,8 @@ def test_rows_are_complete_and_safe_to_show_anywhere(name: str) -> None:
         ("device_not_enabled", ("security settings",)),
         ("persist_failed", ("unchanged", "symbolic link")),
         ("refresh_token_reused", ("Another process",)),
+        ("device_code", ("Sign in with the browser instead", "5xx", "paste")),
+        ("device_code_expired", ("promptly", "sign in with the browser")),
     ],
 )
 def test_advice_is_concrete(name: str, must_mention: tuple[str, ...]) -> None:
@@ -128,6 +131,55 @@ def test_advice_is_concrete(name: str, must_mention: tuple[str, ...]) -> None:
     text = " ".join([advice.what_happened, *advice.try_next])
     for phrase in must_mention:
         assert phrase in text, (name, phrase)
+
+
+def test_every_step_that_suggests_device_auth_spells_it_the_one_way() -> None:
+    """``Advice.without(DEVICE_AUTH)`` finds the steps by this spelling, so no other may exist."""
+    for advice in ADVICE.values():
+        for step in advice.try_next:
+            if "--device-auth" in step:
+                assert DEVICE_AUTH in step, (advice.failure_class, step)
+
+
+@pytest.mark.parametrize("name", list(ADVICE))
+def test_without_device_auth_no_step_suggests_it(name: str) -> None:
+    """After ``--device-auth`` fell back to the browser the issuer has no device sign-in: no step may suggest it."""
+    advice = ADVICE[name]
+    left = advice_for(name, without=DEVICE_AUTH)
+    assert left.try_next, name  # every row has something else to try
+    assert not any("device-auth" in step for step in left.try_next)
+    assert not left.hint.startswith("Or ")  # the first step reads as one
+    assert (left.failure_class, left.title, left.what_happened) == (name, advice.title, advice.what_happened)
+    if not any(DEVICE_AUTH in step for step in advice.try_next):
+        assert left is advice
+    else:  # the other steps, in the table's order (the first without its "Or")
+        kept = [step for step in advice.try_next if DEVICE_AUTH not in step]
+        assert [step.removeprefix("Or ").lower() for step in left.try_next] == [
+            step.removeprefix("Or ").lower() for step in kept
+        ]
+
+
+def test_without_device_auth_the_browser_hints_move_on() -> None:
+    assert advice_for("timeout", without=DEVICE_AUTH).hint == (
+        "Forward the port from your computer: `ssh -L 1455:localhost:1455 <host>`, then open the URL there."
+    )
+    assert advice_for("timeout").hint.endswith(f"sign in with a device code instead: {DEVICE_AUTH}.")
+    port = advice_for("port_in_use", without=DEVICE_AUTH).try_next
+    assert port[-1].startswith("Or choose another port with `--port N`")  # split from the device-code step
+    assert advice_for("bind_failed", without=DEVICE_AUTH).try_next == (
+        ADVICE["bind_failed"].try_next[0],
+        ADVICE["bind_failed"].try_next[2],
+    )
+    assert advice_for(None, without=DEVICE_AUTH) is ADVICE[GENERIC_FAILURE]
+
+
+def test_a_failed_device_sign_in_is_not_told_to_run_it_again_first() -> None:
+    """The generic device-code failure (the issuer refused or garbled a request) points to the browser first;
+    running ``--device-auth`` again comes first only where that is the fix (the code expired, or was declined)."""
+    assert DEVICE_AUTH not in ADVICE["device_code"].hint
+    assert "codex-login`" in ADVICE["device_code"].hint
+    assert DEVICE_AUTH in ADVICE["device_code_expired"].hint
+    assert DEVICE_AUTH in ADVICE["device_denied"].hint
 
 
 def test_the_committed_document_equals_the_generated_one() -> None:

@@ -826,7 +826,7 @@ def test_cli_device_error_prints_the_reference_text(issuer: ScriptedIssuer, code
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 1
     assert lines[0] == "Error logging in with device code: device code request failed with status 503 Service Unavailable"
-    assert lines[1] == "Try next: Run `codex-login --device-auth` again and enter the code promptly."
+    assert lines[1].startswith("Try next: Sign in with the browser instead: `codex-login`")
     assert re.fullmatch(
         r"Attempt ID: la_[0-9a-f]{8}; log: .*codex-login\.log\. Run `codex-login log --attempt "
         r"la_[0-9a-f]{8}` for the timeline\.",
@@ -865,6 +865,29 @@ def _pump(stream: IO[bytes], lines: queue.Queue[str | None], sink: list[str]) ->
         sink.append(text)
         lines.put(text)
     lines.put(None)
+
+
+@pytest.mark.parametrize("where", ["usercode", "poll"])
+def test_cli_device_failure_advice_points_away_from_the_device_flow(
+    issuer: ScriptedIssuer, codex_home: Path, where: str
+) -> None:
+    """The device-code request or its polling refused with a 5xx: the advice does not start by sending the user
+    back to ``--device-auth`` (nor tell them to "enter the code promptly") but to the browser sign-in."""
+    if where == "usercode":
+        issuer.routes["/api/accounts/deviceauth/usercode"] = Answer.text(503, "down")
+    else:
+        issuer.routes["/api/accounts/deviceauth/usercode"] = usercode(interval="1")
+        issuer.routes["/api/accounts/deviceauth/token"] = Answer.text(500, "down")
+    result = run_cli(["--device-auth", "--issuer", issuer.url, "--port", "0"], cli_env(codex_home))
+    assert result.returncode == 1
+    lines = result.stderr.decode().splitlines()
+    assert lines[0].startswith("Error logging in with device code: device ")
+    assert lines[1] == (
+        "Try next: Sign in with the browser instead: `codex-login` (over SSH, forward the port with "
+        "`ssh -L 1455:localhost:1455 <host>`, or paste the address the browser could not open into the waiting "
+        "codex-login)."
+    )
+    assert lines[2].startswith("Attempt ID: la_")
 
 
 def test_cli_not_enabled_falls_back_to_the_browser(issuer: ScriptedIssuer, codex_home: Path) -> None:

@@ -215,6 +215,30 @@ def test_container_is_likely_unreachable() -> None:
     assert "--device-auth" in verdict.suggestion
 
 
+@pytest.mark.parametrize(
+    ("env", "first"),
+    [
+        ({"SSH_CONNECTION": "1 2 3 4"}, "Forward the port from your computer with `ssh -L 1455:localhost:1455"),
+        ({}, "Open the URL in a browser on this machine; or, after signing in, copy the address"),
+    ],
+    ids=["ssh", "no_display"],
+)
+def test_without_device_auth_the_suggestion_starts_with_what_remains(env: dict[str, str], first: str) -> None:
+    """After ``--device-auth`` fell back to the browser (the issuer has no device sign-in), nothing suggests it."""
+    verdict = assess_callback_reachability(linux(env), device_auth=False)
+    assert verdict.likely_unreachable
+    assert verdict.suggestion is not None and verdict.suggestion.startswith(first)
+    assert "device" not in verdict.suggestion and "paste it here" in verdict.suggestion
+    container = assess_callback_reachability(linux(dockerenv_exists=True), device_auth=False)
+    assert container.suggestion is not None and container.suggestion.startswith("Run the container with `--network")
+    assert "device" not in container.suggestion
+    codespace = linux({"CODESPACES": "true", "BROWSER": "/x/browser.sh"})
+    assert any("use --device-auth there" in note for note in assess_callback_reachability(codespace).notes)
+    notes = assess_callback_reachability(codespace, device_auth=False).notes
+    assert notes and not any("device" in note for note in notes)
+    assert any("paste the address the browser could not open" in note for note in notes)
+
+
 def test_headless_box_is_likely_unreachable() -> None:
     verdict = assess_callback_reachability(linux())
     assert verdict.likely_unreachable

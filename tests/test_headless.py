@@ -16,7 +16,10 @@ import json
 import os
 import pty
 import re
+import resource
 import select
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -510,6 +513,62 @@ def test_a_browser_that_cannot_be_opened_is_named(
     )
 
 
+def test_after_the_device_fallback_nothing_suggests_device_auth(
+    issuer: ScriptedIssuer, codex_home: Path, fake_root: Path
+) -> None:
+    """``--device-auth`` against an issuer without device sign-in falls back to the browser; the browser flow then
+    times out over SSH. Neither the text before the wait, nor the warning, nor the advice after the failure may
+    send the user back to ``--device-auth``: the issuer has just said it has none."""
+    env = headless_env(codex_home, fake_root, ENVIRONMENTS["ssh"].env)
+    argv = ["--device-auth", "--port", "0", "--issuer", issuer.url, "--timeout", "1"]
+    run = Headless(argv, env, stdin=subprocess.DEVNULL)
+    try:
+        assert run.finish() == 1
+    finally:
+        run.kill()
+    lines = run.lines
+    assert lines[0] == "Device code login is not enabled; falling back to browser login."
+    assert not [line for line in lines if "device-auth" in line]
+    url = lines.index(run.auth_url())
+    port = callback_parts(lines[url])[0]
+    warning = lines[url + 1 : url + 5]
+    assert warning[:2] == ["", f"Warning: signing in with a browser will probably not reach http://localhost:{port} here:"]
+    assert warning[3].startswith(f"Forward the port from your computer with `ssh -L {port}:localhost:{port}")
+    assert lines[url + 5 : url + 7] == ["", "Waiting for the browser to finish signing in (0:01 left)."]
+    hint = "Forward the port from your computer: `ssh -L 1455:localhost:1455 <host>`, then open the URL there."
+    assert f"Try next: {hint}" in lines
+    assert "login finished outcome=timeout flow=browser" in " ".join(log_lines(codex_home))
+
+
+def test_after_the_device_fallback_a_busy_port_does_not_suggest_device_auth(
+    issuer: ScriptedIssuer, codex_home: Path, fake_root: Path
+) -> None:
+    """The same with the port held by a program that ignores the takeover's cancel request: the error, the advice
+    after it and ``codex-login log`` leave ``--device-auth`` out."""
+    env = headless_env(codex_home, fake_root, {"DISPLAY": ":0"})
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        run = Headless(["--device-auth", "--port", str(port), "--issuer", issuer.url], env, stdin=subprocess.DEVNULL)
+        try:
+            assert run.finish() == 1
+        finally:
+            run.kill()
+    lines = run.lines
+    assert lines[0] == "Device code login is not enabled; falling back to browser login."
+    assert f"Error logging in: Port 127.0.0.1:{port} is already in use. Close the other program using it." in lines
+    assert "Try next: Run `codex-login doctor`: it names the process holding the port." in lines
+    assert not [line for line in lines if "device-auth" in line]
+    shown = subprocess.run(
+        [str(CONSOLE_SCRIPT), "log"], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "What went wrong (port_in_use)" in shown.stdout and "fallback_from=device" in shown.stdout
+    assert "Or choose another port with `--port N`" in shown.stdout
+    assert "device-auth" not in shown.stdout
+
+
 # --------------------------------------------------------------------------------------------------
 # On a real terminal (pseudo-terminal): the countdown line
 
@@ -525,6 +584,7 @@ class OnTerminal:
 
         def make_controlling_terminal() -> None:
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a test that sends SIGQUIT leaves no core file
 
         self.proc = subprocess.Popen(
             [str(CONSOLE_SCRIPT), *args],
@@ -647,6 +707,32 @@ def test_no_color_and_narrow_terminal_use_no_escapes(on_terminal: StartOnTermina
     statuses = [chunk for chunk in out.split(b"\r") if chunk.startswith(b"Waiting")]
     assert statuses and all(len(chunk.rstrip(b" ")) <= 49 for chunk in statuses)
     assert term.echo_is_on()
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT], ids=lambda signum: signum.name
+)
+def test_a_signal_during_the_wait_gives_the_terminal_its_echo_back(
+    on_terminal: StartOnTerminal, codex_home: Path, signum: signal.Signals
+) -> None:
+    """SIGHUP and SIGQUIT keep their default action (the process is killed by them, with no final event, as
+    before) but restore the echo first; SIGTERM and Ctrl-C cancel the attempt as they always did."""
+    term = on_terminal({"TERM": "xterm-256color"})
+    assert term.initial_echo
+    term.read_until(b"Waiting for the browser")
+    assert not term.echo_is_on()
+    term.proc.send_signal(signum)
+    code = term.finish()
+    assert term.echo_is_on()
+    assert not (codex_home / "auth.json").exists()
+    finished = [line for line in log_lines(codex_home) if "login finished" in line]
+    if signum in (signal.SIGHUP, signal.SIGQUIT):
+        assert code == -signum  # killed by the signal itself, as a shell reports it
+        assert finished == []
+    else:
+        assert code == (130 if signum == signal.SIGINT else 143)
+        assert b"Error logging in: Login was not completed (interrupted)" in term.output
+        assert len(finished) == 1 and "outcome=cancelled" in finished[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -800,6 +886,36 @@ def test_paste_reader_does_not_read_devnull_or_a_closed_stdin() -> None:
     os.close(read_end)
     os.close(write_end)
     assert not PasteReader(read_end).start()
+
+
+def test_paste_reader_takes_only_default_fatal_signals_and_puts_them_back() -> None:
+    master, slave = pty.openpty()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+    def own(_signum: int, _frame: object) -> None:  # someone else's handler
+        pass
+
+    signal.signal(signal.SIGTERM, own)
+    reader = PasteReader(slave)
+    try:
+        assert reader.start()
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO
+        assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)
+        assert signal.getsignal(signal.SIGQUIT) not in (signal.SIG_DFL, None)
+        assert signal.getsignal(signal.SIGTERM) is own  # a handler that is there already is left alone
+        reader.stop()
+        assert termios.tcgetattr(slave)[3] & termios.ECHO
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGQUIT) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        reader.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(master)  # the reader's thread, blocked in read, ends with EIO
+        os.close(slave)
 
 
 def test_environment_text_from_outside_is_sanitized() -> None:

@@ -141,6 +141,30 @@ def test_a_failed_attempt_becomes_a_timeline(tmp_path: Path) -> None:
     assert json.loads(json.dumps(doc)) == doc
 
 
+@pytest.mark.parametrize("json_format", [False, True], ids=["text", "json"])
+def test_after_the_device_fallback_the_advice_leaves_device_auth_out(tmp_path: Path, json_format: bool) -> None:
+    """The browser sign-in that ``--device-auth`` fell back to says so on its first line (the issuer has no
+    device sign-in); the attempt's advice then suggests everything but ``--device-auth``."""
+    fields: dict[str, FieldValue] = {"flow": Display("browser"), "fallback_from": Display("device")}
+    write_log(tmp_path, [
+        line(0, ev.MSG_ATTEMPT_STARTED, fields, target="codex_cli::login", json_format=json_format),
+        line(0.1, ev.MSG_TIMED_OUT, {"after_seconds": 600}, level=WARN, json_format=json_format),
+        finished(600.1, "timeout", "timeout", json_format=json_format),
+        started(700, attempt="la_0000000b", json_format=json_format),
+        line(700.1, ev.MSG_TIMED_OUT, {"after_seconds": 600}, level=WARN, attempt="la_0000000b", json_format=json_format),
+        finished(1300.1, "timeout", "timeout", attempt="la_0000000b", json_format=json_format),
+    ])
+    fell_back, plain = load_attempts(tmp_path)
+    assert (fell_back.fallback_from, plain.fallback_from) == ("device", None)
+    assert fell_back.advice is not None and plain.advice is ADVICE["timeout"]
+    assert fell_back.advice.try_next == advice_for("timeout", without="`codex-login --device-auth`").try_next
+    text = "\n".join(render_attempt(fell_back))
+    assert "device-auth" not in text
+    assert "    1. Forward the port from your computer: `ssh -L 1455:localhost:1455 <host>`" in text
+    assert "device-auth" not in json.dumps(fell_back.to_json()["advice"])
+    assert "device-auth" in "\n".join(render_attempt(plain))
+
+
 def test_a_successful_attempt_has_no_failure_and_no_advice(tmp_path: Path) -> None:
     write_log(tmp_path, [
         started(0),

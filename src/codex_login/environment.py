@@ -233,8 +233,14 @@ class Reachability:
     suggestion: str | None = None
 
 
-def assess_callback_reachability(info: EnvironmentInfo, *, port: int = DEFAULT_CALLBACK_PORT) -> Reachability:
-    """Judge from ``info`` whether waiting for the browser callback can work, and what to suggest."""
+def assess_callback_reachability(
+    info: EnvironmentInfo, *, port: int = DEFAULT_CALLBACK_PORT, device_auth: bool = True
+) -> Reachability:
+    """Judge from ``info`` whether waiting for the browser callback can work, and what to suggest.
+
+    ``device_auth`` False: suggest nothing that needs the device-code sign-in (the browser sign-in that
+    ``--device-auth`` fell back to, because the issuer has none).
+    """
     reasons: list[str] = []
     notes: list[str] = []
     forwarded_by_editor = info.vscode_remote or info.remote_containers or info.codespaces
@@ -258,7 +264,8 @@ def assess_callback_reachability(info: EnvironmentInfo, *, port: int = DEFAULT_C
             "connect, forward it in the Ports view"
         )
         if info.codespaces:
-            notes.append("the browser-based Codespaces editor cannot forward localhost; use --device-auth there")
+            instead = "use --device-auth there" if device_auth else "paste the address the browser could not open"
+            notes.append(f"the browser-based Codespaces editor cannot forward localhost; {instead}")
         reasons = []  # the editor's forwarding normally makes localhost work
     if info.wsl:
         if info.wsl_version == 2:
@@ -271,7 +278,7 @@ def assess_callback_reachability(info: EnvironmentInfo, *, port: int = DEFAULT_C
 
     suggestion: str | None = None
     if reasons:
-        options = ["run `codex-login --device-auth` instead"]
+        options = ["run `codex-login --device-auth` instead"] if device_auth else []
         if info.ssh:
             options.append(
                 f"forward the port from your computer with `ssh -L {port}:localhost:{port} <this host>` and "

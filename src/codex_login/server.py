@@ -120,6 +120,9 @@ class ServerOptions:
     # a caller logs here come in the catalogue's order and never after the attempt's ``login finished`` (a
     # /cancel can end the attempt as soon as the server serves). The CLI logs ``login environment`` here.
     on_attempt_started: Callable[[], None] | None = None
+    # False after `--device-auth` fell back to this flow (the issuer has no device sign-in): no message or advice
+    # of the attempt suggests `--device-auth`, and its `login attempt started` line says `fallback_from=device`.
+    device_auth: bool = True
 
 
 @dataclass(frozen=True)
@@ -1389,7 +1392,7 @@ class LoginServer:
         return saved
 
     def _terminal_error(self, err: LoginError, *, message: str, code: str | None, description: str | None) -> _Reply:
-        from .diagnostics.advice import advice_for
+        from .diagnostics.advice import DEVICE_AUTH, advice_for
         from .pages import HTML_CONTENT_TYPE, render_error_page
 
         page = render_error_page(
@@ -1397,7 +1400,7 @@ class LoginServer:
             error_code=code,
             error_description=description,
             attempt_id=self.attempt_id,
-            advice=advice_for(err.failure_class).hint,
+            advice=advice_for(err.failure_class, without=None if self.options.device_auth else DEVICE_AUTH).hint,
         )
         # Terminal pages are status 200 with Connection: close, as the reference (its e2e tests rely on it).
         reply = _Reply(200, "OK", page.encode("utf-8"), HTML_CONTENT_TYPE, page=True)
@@ -1424,10 +1427,8 @@ def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -
                     events.bind_failed(port=port, error_class=type(err).__name__, errno=err.errno)
                     hint = ""
                     if err.errno == errno.EACCES:
-                        hint = (
-                            " (the OS refused the port; on Windows it may be in an excluded port range: "
-                            "try `codex-login --device-auth`)"
-                        )
+                        hint = " (the OS refused the port; on Windows it may be in an excluded port range"
+                        hint += ": try `codex-login --device-auth`)" if options.device_auth else ")"
                     raise PortInUseError(
                         f"Failed to bind 127.0.0.1:{port}: {err.strerror}{hint}",
                         kind=ErrorKind.OTHER,
@@ -1448,10 +1449,8 @@ def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -
             )
     events.bind_failed(port=ports[-1], error_class="AddrInUse", errno=last_err.errno if last_err else None)
     tried = " and ".join(f"127.0.0.1:{p}" for p in ports)
-    raise PortInUseError(
-        f"Port {tried} is already in use. Close the other program using it, or sign in with "
-        "`codex-login --device-auth`."
-    )
+    instead = ", or sign in with `codex-login --device-auth`" if options.device_auth else ""
+    raise PortInUseError(f"Port {tried} is already in use. Close the other program using it{instead}.")
 
 
 def run_login_server(options: ServerOptions) -> LoginServer:
@@ -1467,6 +1466,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             issuer=options.issuer,
             client_id=options.client_id,
             store=options.store_mode,
+            fallback_from=None if options.device_auth else "device",
         )
         if options.on_attempt_started is not None:
             options.on_attempt_started()

@@ -11,7 +11,9 @@ side of the remedies:
 * :class:`PasteReader` reads stdin line by line on a daemon thread (lines capped at 16 KiB), so a redirect URL
   copied from the address bar of a browser that could not load it can be pasted instead. While it reads a
   terminal, the terminal's echo is off: the URL holds the authorization code and state and must not end up
-  in the scrollback.
+  in the scrollback. The echo comes back on every way out, including a signal whose default action would end
+  the process without running ``finally`` (SIGHUP, SIGQUIT): the terminal is restored first, then the signal
+  ends the process as it would have.
 * :func:`log_environment` logs the environment event; :func:`report_environment`, before waiting, says when
   the loopback callback likely cannot work here (SSH without a display, a container, no display), why, and
   what to do instead.
@@ -35,10 +37,13 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from ._threads import start_thread
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from .environment import EnvironmentInfo, Reachability
     from .server import LoginServer
 
 __all__ = [
+    "FATAL_SIGNALS",
     "MAX_PASTE_LINE",
     "PLAIN_REPEAT_SECONDS",
     "PasteReader",
@@ -67,6 +72,9 @@ ERASE_LINE: Final = "\x1b[2K"
 _BRACKETED_PASTE: Final = ("\x1b[200~", "\x1b[201~")
 _CALLBACK_PATH: Final = "/auth/callback"
 _READ_CHUNK: Final = 4096
+#: Signals whose default action ends the process at once, without ``finally``: while the echo is off, those still
+#: at their default action restore the terminal first and then end the process as they would have.
+FATAL_SIGNALS: Final = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,6 +299,7 @@ class PasteReader:
         self._eof = threading.Event()
         self._stopped = threading.Event()
         self._saved_tty: list[Any] | None = None
+        self._fatal_taken: list[int] = []
 
     @staticmethod
     def readable(fd: int) -> bool:
@@ -373,17 +382,27 @@ class PasteReader:
             return
         try:
             saved = termios.tcgetattr(self.fd)
-            quiet = list(saved)
-            quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays on, so lines still arrive on Enter
-            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
         except (termios.error, OSError):
             return
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays on, so lines still arrive on Enter
         self._saved_tty = saved
+        # Before the echo goes off, so no signal can end the process between the two with the echo left off.
+        self._take_fatal_signals()
+        try:
+            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
+        except (termios.error, OSError):
+            self._restore_echo()
 
     def _restore_echo(self) -> None:
-        saved, self._saved_tty = self._saved_tty, None
+        saved = self._saved_tty
         if saved is None:
             return
+        self._set_tty(saved)
+        self._release_fatal_signals()
+        self._saved_tty = None  # last: a signal that comes before this still finds the state to restore
+
+    def _set_tty(self, attributes: list[Any]) -> None:
         import signal
         import termios
 
@@ -391,12 +410,47 @@ class PasteReader:
         blocked = hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGTTOU")
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU}) if blocked else None
         try:
-            termios.tcsetattr(self.fd, termios.TCSANOW, saved)
+            termios.tcsetattr(self.fd, termios.TCSANOW, attributes)
         except (termios.error, OSError):
             pass
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _take_fatal_signals(self) -> None:
+        """While the echo is off, each of :data:`FATAL_SIGNALS` that still has its default action (which ends
+        the process without running any ``finally``) gives the terminal back first; handlers set by someone
+        else (the sign-in's own for Ctrl-C and SIGTERM) are left alone: they end the wait through ``stop``."""
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set from the main thread
+        for name in FATAL_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue  # Windows has no SIGHUP nor SIGQUIT
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, self._on_fatal_signal)
+                self._fatal_taken.append(signum)
+
+    def _release_fatal_signals(self) -> None:
+        import signal
+
+        taken, self._fatal_taken = self._fatal_taken, []
+        for signum in taken:
+            if signal.getsignal(signum) == self._on_fatal_signal:  # not when someone replaced it since
+                signal.signal(signum, signal.SIG_DFL)
+
+    def _on_fatal_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """Give the terminal back, then let the signal do what it would have done: back to the default action
+        and raised anew, so the process still ends "killed by signal N" (with a core dump for SIGQUIT)."""
+        import signal
+
+        saved = self._saved_tty
+        if saved is not None:
+            self._set_tty(saved)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)  # ends the process here (unless this thread blocks it: then when unblocked)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -441,11 +495,14 @@ def log_environment(env: Mapping[str, str] | None = None) -> EnvironmentInfo:
     return info
 
 
-def report_environment(printer: TerminalPrinter, info: EnvironmentInfo, *, port: int) -> Reachability:
-    """Print :func:`environment_lines`: before waiting, whether the loopback callback can work here."""
+def report_environment(
+    printer: TerminalPrinter, info: EnvironmentInfo, *, port: int, device_auth: bool = True
+) -> Reachability:
+    """Print :func:`environment_lines`: before waiting, whether the loopback callback can work here
+    (suggesting ``--device-auth`` only when ``device_auth``)."""
     from .environment import assess_callback_reachability
 
-    reach = assess_callback_reachability(info, port=port)
+    reach = assess_callback_reachability(info, port=port, device_auth=device_auth)
     for line in environment_lines(reach, port=port):
         printer.line(line)
     return reach

@@ -28,11 +28,14 @@ def config_from_args(args: argparse.Namespace) -> Config | None:
     return config_from_settings(settings)
 
 
-def attempt_footer(error: LoginError, config: Config | None, log_path: str | None) -> str | None:
-    """What to try next (the shared advice table) and, per D-10, the attempt ID and where its log is."""
+def attempt_footer(
+    error: LoginError, config: Config | None, log_path: str | None, *, without: str | None = None
+) -> str | None:
+    """What to try next (the shared advice table; ``without`` a command that cannot work, see
+    :func:`~codex_login.diagnostics.advice.advice_for`) and, per D-10, the attempt ID and where its log is."""
     from ..diagnostics.advice import advice_for
 
-    lines = [f"Try next: {advice_for(error.failure_class).hint}"]
+    lines = [f"Try next: {advice_for(error.failure_class, without=without).hint}"]
     if error.attempt_id:
         where = f"; log: {log_path}" if log_path else ""
         lines.append(

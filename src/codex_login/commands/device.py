@@ -112,6 +112,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
         err(FALLBACK_NOTICE)
         browser_args = copy.copy(args)
         browser_args.no_browser = True
-        return run_browser(browser_args, config)
+        return run_browser(browser_args, config, device_auth=False)
     err("Successfully logged in")
     return 0

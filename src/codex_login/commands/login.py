@@ -127,7 +127,9 @@ def _signum_of(raised: BaseException) -> int:
     return signal.SIGINT if isinstance(raised, KeyboardInterrupt) else signal.SIGTERM
 
 
-def run_browser(args: argparse.Namespace, config: Config) -> int:
+def run_browser(args: argparse.Namespace, config: Config, *, device_auth: bool = True) -> int:
+    """The browser sign-in. ``device_auth`` False: the device-code sign-in is not available (``--device-auth``
+    fell back to this flow because the issuer has none), so nothing printed suggests ``--device-auth``."""
     from ..http import HttpSettings
     from ..server import ServerOptions
     from ..terminal import TerminalPrinter
@@ -153,11 +155,12 @@ def run_browser(args: argparse.Namespace, config: Config) -> int:
             http=HttpSettings(total_timeout=config.http_timeout),
             attempt_id=attempt_id,
             notice=out.line,
+            device_auth=device_auth,
         )
         stop = _SignalsCancel()
         stop.install()
         try:
-            return _run_server(options, args, config, out, log_path=log_path, stop=stop)
+            return _run_server(options, args, config, out, log_path=log_path, stop=stop, device_auth=device_auth)
         finally:
             stop.restore()
 
@@ -170,17 +173,20 @@ def _run_server(
     *,
     log_path: str | None,
     stop: _SignalsCancel,
+    device_auth: bool,
 ) -> int:
+    from ..diagnostics.advice import DEVICE_AUTH
     from ..server import run_login_server
     from ..terminal import log_environment, report_environment
 
     attempt_id = options.attempt_id
     environments: list[EnvironmentInfo] = []
     options.on_attempt_started = lambda: environments.append(log_environment())
+    without = None if device_auth else DEVICE_AUTH
     try:
         server = run_login_server(options)
     except LoginError as exc:
-        return _fail(exc, config, log_path)
+        return _fail(exc, config, log_path, without=without)
     except (KeyboardInterrupt, Terminated) as raised:  # while the main thread was alone, binding the port
         return _interrupted(attempt_id, _signum_of(raised))
     stop.watch(server)
@@ -195,14 +201,16 @@ def _run_server(
             out.line("If your browser did not open, navigate to this URL to authenticate:")
         out.line("")
         out.line(server.auth_url)
-        out.line("")
-        out.line("On a remote or headless machine? Use `codex-login --device-auth` instead.")
+        if device_auth:  # not after a fallback from --device-auth: the issuer just said it has no device sign-in
+            out.line("")
+            out.line(f"On a remote or headless machine? Use {DEVICE_AUTH} instead.")
         # Issue 6: say before waiting when the loopback callback likely cannot work here (SSH, container).
-        report_environment(out, environments[0], port=server.actual_port)
+        report_environment(out, environments[0], port=server.actual_port, device_auth=device_auth)
         wait_for_outcome(server, out, deadline=deadline)
     except LoginError as exc:
         if stop.signum is None or not isinstance(exc, LoginCancelled):
-            return _fail(exc, config, log_path)  # a failure that came first is the outcome, signal or not
+            # A failure that came first is the outcome, signal or not.
+            return _fail(exc, config, log_path, without=without)
         return _interrupted(attempt_id, stop.signum)
     except (KeyboardInterrupt, Terminated) as raised:  # a second signal: the first one's cancel is stuck
         stop.signum = stop.signum or _signum_of(raised)
@@ -235,11 +243,11 @@ def wait_for_outcome(server: object, printer: TerminalPrinter | None = None, *, 
     wait_in_terminal(server, printer or TerminalPrinter(), deadline=deadline)
 
 
-def _fail(exc: LoginError, config: Config, log_path: str | None) -> int:
+def _fail(exc: LoginError, config: Config, log_path: str | None, *, without: str | None = None) -> int:
     from ..diagnostics.redact import sanitize_terminal_text
 
     err(f"Error logging in: {sanitize_terminal_text(str(exc))}")
-    footer = attempt_footer(exc, config, log_path)
+    footer = attempt_footer(exc, config, log_path, without=without)
     if footer:
         err(footer)
     return 1

@@ -23,6 +23,7 @@ from typing import Final
 __all__ = [
     "ADVICE",
     "ALIASES",
+    "DEVICE_AUTH",
     "FAILURE_CLASSES",
     "GENERIC_FAILURE",
     "UNFINISHED",
@@ -53,6 +54,19 @@ class Advice:
         """The first step alone: for one-line surfaces (the terminal footer, the error page)."""
         return self.try_next[0]
 
+    def without(self, command: str) -> Advice:
+        """This advice without the steps that suggest ``command`` (spelled as the table spells it, such as
+        :data:`DEVICE_AUTH`): for a caller that knows it cannot work. A step left first loses its leading "Or"."""
+        kept = [step for step in self.try_next if command not in step]
+        if len(kept) == len(self.try_next):
+            return self
+        if not kept:  # no row is like this (a test checks): the generic steps rather than none
+            kept = list(ADVICE[GENERIC_FAILURE].try_next)
+        first = kept[0]
+        if first.startswith("Or "):
+            kept[0] = first[3].upper() + first[4:]
+        return Advice(self.failure_class, self.title, self.what_happened, tuple(kept))
+
     def to_json(self) -> dict[str, object]:
         return {
             "failure_class": self.failure_class,
@@ -64,7 +78,13 @@ class Advice:
 
 _DOCTOR = "Run `codex-login doctor` to check the network path, certificates, proxy, ports and files."
 _BUNDLE = "If it keeps failing, run `codex-login bundle` and send the file to support (it holds no secrets)."
-_DEVICE = "Sign in with a device code instead: `codex-login --device-auth`."
+#: The device-code sign-in as every step that suggests it spells it (:meth:`Advice.without` finds them by it).
+DEVICE_AUTH: Final = "`codex-login --device-auth`"
+_DEVICE = f"Sign in with a device code instead: {DEVICE_AUTH}."
+_BROWSER = (
+    "Or sign in with the browser: `codex-login` (over SSH, forward the port with "
+    "`ssh -L 1455:localhost:1455 <host>`)."
+)
 _REGISTERED_PORTS = "the default issuer only accepts the callback on ports 1455 and 1457"
 
 
@@ -278,7 +298,7 @@ _ROWS: Final = (
         "No redirect reached http://localhost:PORT/auth/callback before the time limit. Over SSH, in WSL, "
         "in a container or on a remote desktop, the browser runs on another machine and cannot reach "
         "localhost here.",
-        "On a remote or headless machine, sign in with a device code instead: `codex-login --device-auth`.",
+        f"On a remote or headless machine, sign in with a device code instead: {DEVICE_AUTH}.",
         "Or forward the port from your computer: `ssh -L 1455:localhost:1455 <host>`, then open the URL "
         "there.",
         "Or, after signing in, copy the address the browser could not open "
@@ -292,8 +312,8 @@ _ROWS: Final = (
         "codex-login sign-in, an editor's port forwarding, or a proxy tool.",
         "Run `codex-login doctor`: it names the process holding the port.",
         "Close that program (or finish its sign-in), then run `codex-login` again.",
-        f"Or choose another port with `--port N` ({_REGISTERED_PORTS}), or sign in with a device code: "
-        "`codex-login --device-auth`.",
+        f"Or choose another port with `--port N` ({_REGISTERED_PORTS}).",
+        f"Or sign in with a device code: {DEVICE_AUTH}.",
     ),
     _row(
         "bind_failed",
@@ -325,10 +345,13 @@ _ROWS: Final = (
     _row(
         "device_code",
         "Device-code sign-in failed",
-        "The device-code sign-in could not be completed.",
-        "Run `codex-login --device-auth` again and enter the code promptly.",
-        "Or sign in with the browser: `codex-login` (over SSH, forward the port with "
-        "`ssh -L 1455:localhost:1455 <host>`).",
+        "The device-code sign-in could not be completed: the issuer refused a device-code request or "
+        "answered it in a way codex-login could not use.",
+        "Sign in with the browser instead: `codex-login` (over SSH, forward the port with "
+        "`ssh -L 1455:localhost:1455 <host>`, or paste the address the browser could not open into the "
+        "waiting codex-login).",
+        f"If the issuer had a temporary problem (a 5xx status in `codex-login log`), run {DEVICE_AUTH} again "
+        "in a few minutes.",
         _BUNDLE,
     ),
     _row(
@@ -337,20 +360,20 @@ _ROWS: Final = (
         "The issuer answered that device-code sign-in is not enabled for this account or workspace.",
         "Enable device code authorization in ChatGPT's security settings (for a workspace, ask its "
         "administrator).",
-        "Or sign in with the browser: `codex-login` (over SSH, forward the port with "
-        "`ssh -L 1455:localhost:1455 <host>`).",
+        _BROWSER,
     ),
     _row(
         "device_code_expired",
         "The device code expired",
         "The code was not entered and approved in time (device codes last 15 minutes).",
-        "Run `codex-login --device-auth` again and enter the code promptly.",
+        f"Run {DEVICE_AUTH} again and enter the code promptly.",
+        _BROWSER,
     ),
     _row(
         "device_denied",
         "The device-code sign-in was denied",
         "The sign-in was declined on the verification page, or the account may not use Codex.",
-        "If you declined by mistake, run `codex-login --device-auth` again.",
+        f"If you declined by mistake, run {DEVICE_AUTH} again.",
         "Check with your workspace administrator that your account may use Codex.",
     ),
     # --- API key and refresh (`--with-api-key`, and commands that refresh stored tokens) ---------------
@@ -450,9 +473,12 @@ FAILURE_CLASSES: Final = tuple(name for name in ADVICE if name != UNFINISHED)
 ALIASES: Final[Mapping[str, str]] = MappingProxyType({"device_expired": "device_code_expired"})
 
 
-def advice_for(failure_class: str | None) -> Advice:
-    """The advice for ``failure_class``; the generic row for ``None`` or a class the table does not know."""
-    if failure_class is None:
-        return ADVICE[GENERIC_FAILURE]
-    found = ADVICE.get(ALIASES.get(failure_class, failure_class))
-    return found if found is not None else ADVICE[GENERIC_FAILURE]
+def advice_for(failure_class: str | None, *, without: str | None = None) -> Advice:
+    """The advice for ``failure_class``; the generic row for ``None`` or a class the table does not know.
+
+    ``without``: a command whose steps are left out (:meth:`Advice.without`), e.g. :data:`DEVICE_AUTH` for
+    the browser sign-in that ``--device-auth`` fell back to: the issuer has just said it has no device sign-in.
+    """
+    found = ADVICE.get(ALIASES.get(failure_class, failure_class)) if failure_class is not None else None
+    advice = found if found is not None else ADVICE[GENERIC_FAILURE]
+    return advice.without(without) if without else advice

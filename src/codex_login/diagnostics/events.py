@@ -109,23 +109,25 @@ def api_key_login_flow_started() -> None:
     emit(CLI, INFO, MSG_API_KEY_FLOW)
 
 
-def attempt_started(*, flow: str, issuer: str, client_id: str, store: str) -> None:
-    """D-11: who and what, once per attempt. The issuer is sanitized here, so no caller can log it raw."""
+def attempt_started(*, flow: str, issuer: str, client_id: str, store: str, fallback_from: str | None = None) -> None:
+    """D-11: who and what, once per attempt. The issuer is sanitized here, so no caller can log it raw.
+
+    ``fallback_from``: the flow this attempt stands in for (``device`` after ``--device-auth`` fell back to the
+    browser); the field is written only then, so ``codex-login log`` can leave that flow out of its advice.
+    """
     from .. import __version__
     from .redact import sanitize_url_for_logging
 
-    emit(
-        CLI,
-        INFO,
-        MSG_ATTEMPT_STARTED,
-        {
-            "flow": Display(flow),
-            "issuer": Display(sanitize_url_for_logging(issuer)),
-            "client_id": client_id,
-            "version": Display(__version__),
-            "store": Display(store),
-        },
-    )
+    fields: Fields = {
+        "flow": Display(flow),
+        "issuer": Display(sanitize_url_for_logging(issuer)),
+        "client_id": client_id,
+        "version": Display(__version__),
+        "store": Display(store),
+    }
+    if fallback_from is not None:
+        fields["fallback_from"] = Display(fallback_from)
+    emit(CLI, INFO, MSG_ATTEMPT_STARTED, fields)
 
 
 def environment(*, ssh: bool, wsl: bool, container: str | None, display: bool, browser_env: bool) -> None:

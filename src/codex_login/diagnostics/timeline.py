@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Final, TypeGuard
 
 from . import events as ev
-from .advice import UNFINISHED, Advice, advice_for
+from .advice import DEVICE_AUTH, UNFINISHED, Advice, advice_for
 from .format import ParsedLine, ParsedValue, escape_debug, parse_line
 from .logfile import LOG_FILE_NAME
 from .redact import sanitize_terminal_text
@@ -179,6 +179,9 @@ class Attempt:
     duration_ms: int | None
     last_ok: Step | None
     failed_step: Step | None
+    #: The flow this attempt stood in for (``fallback_from`` of ``login attempt started``): ``device`` for the
+    #: browser sign-in that ``--device-auth`` fell back to.
+    fallback_from: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -189,9 +192,11 @@ class Attempt:
         """What to try next; ``None`` for a successful attempt."""
         if self.succeeded:
             return None
+        # After a fallback from --device-auth the issuer has no device sign-in: no step may suggest it.
+        without = DEVICE_AUTH if self.fallback_from == "device" else None
         if self.outcome == UNFINISHED and self.failure_class is None:
-            return advice_for(UNFINISHED)
-        return advice_for(self.failure_class)
+            return advice_for(UNFINISHED, without=without)
+        return advice_for(self.failure_class, without=without)
 
     @property
     def raw_lines(self) -> list[str]:
@@ -347,11 +352,14 @@ def build_attempt(attempt_id: str, entries: Sequence[LogEntry]) -> Attempt:
     outcome = UNFINISHED
     failure: str | None = None
     duration: int | None = None
+    fallback_from: str | None = None
     for step in steps:
         if step.message in _FLOW_OF_START and flow is None:
             flow = _FLOW_OF_START[step.message]
         if step.message in (ev.MSG_ATTEMPT_STARTED, ev.MSG_FINISHED) and isinstance(step.fields.get("flow"), str):
             flow = str(step.fields["flow"])
+        if step.message == ev.MSG_ATTEMPT_STARTED and isinstance(step.fields.get("fallback_from"), str):
+            fallback_from = str(step.fields["fallback_from"])
         if step.message == ev.MSG_FINISHED:
             outcome = str(step.fields.get("outcome", "error"))
             raw_failure = step.fields.get("failure")
@@ -378,6 +386,7 @@ def build_attempt(attempt_id: str, entries: Sequence[LogEntry]) -> Attempt:
         duration_ms=duration,
         last_ok=last_ok,
         failed_step=failed,
+        fallback_from=fallback_from,
     )
 
 
