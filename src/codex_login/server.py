@@ -21,6 +21,7 @@ import contextvars
 import errno
 import gc
 import hmac
+import os
 import queue
 import re
 import socket
@@ -80,6 +81,17 @@ DRAIN_SECONDS = 0.05  # at most, for answers still being written when the attemp
 DRAIN_POLL_SECONDS = 0.005
 # accept() failures that say "not now" (descriptors or memory exhausted) rather than "not this one".
 _ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Out of file descriptors: the process's limit (EMFILE) or the system's (ENFILE).
+_DESCRIPTOR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
+#: Concurrent connections at most (security B6), fewer when the descriptor limit leaves less room (see
+#: :func:`connection_cap`). A browser needs a handful; when the cap is reached, the oldest connection that has not
+#: sent a whole request is closed to make room, so idle connections never keep the callback out.
+MAX_CONNECTIONS = 1024
+MIN_CONNECTIONS = 16
+#: Descriptors kept free beyond the connections for the sign-in itself: the worker's imports and HTTP client
+#: (the rehearsal's loopback issuer too), the token exchange's connection, the save (auth.json, its temporary
+#: file, the lock, the directory's sync) and the log.
+SPARE_DESCRIPTORS = 64
 BIND_ATTEMPTS = 10
 LISTEN_BACKLOG = 1024
 BIND_RETRY_DELAY = 0.2
@@ -291,12 +303,19 @@ class _Worker:
         except Exception:  # warming up is best effort; a real problem shows in the exchange itself
             try:
                 client = self._fallback()
-            except Exception as err:  # no client at all (httpx missing?): each job fails with this, none hangs
+            except Exception as err:  # no client at all (httpx missing? out of descriptors?): see below
                 client = err
         finally:
             self.prepared.set()
         try:
             while (job := self._jobs.get()) is not None:
+                if isinstance(client, Exception):
+                    # Tried again for each job, not kept: what failed may have been passing (descriptors
+                    # exhausted for a moment). If it fails again, the job fails with that, and none hangs.
+                    try:
+                        client = self._fallback()
+                    except Exception as err:
+                        client = err
                 job(client)
         finally:
             if not isinstance(client, Exception):
@@ -396,6 +415,34 @@ def _targets(head: bytes | _Reply, path: bytes) -> bool:
     return len(parts) == 3 and parts[1].partition(b"?")[0] == path
 
 
+def _open_descriptors() -> int:
+    """How many descriptors the process has open (0 where the system does not list them)."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(listing))
+        except OSError:
+            continue
+    return 0
+
+
+def connection_cap() -> int:
+    """The most connections the login server keeps open at once: :data:`MAX_CONNECTIONS`, or fewer when the soft
+    RLIMIT_NOFILE leaves less room beyond the descriptors already open and :data:`SPARE_DESCRIPTORS`.
+
+    The soft limit is read, never raised: the limit is the process's (a library caller's, an app server's),
+    a child process would inherit a raised one, and a descriptor numbered over 1023 breaks select()-based code
+    in the same process. Closing the oldest idle connection at the cap keeps the callback reachable at any cap.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to derive from
+        return MAX_CONNECTIONS
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft - _open_descriptors() - SPARE_DESCRIPTORS))
+
+
 def _ipv6_available() -> bool:
     return socket.has_ipv6
 
@@ -483,6 +530,10 @@ class LoginServer:
         self._future: concurrent.futures.Future[LoginSuccess] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
         self._connections: set[_Connection] = set()
+        self._cap = connection_cap()
+        # The connections that have not sent a whole request yet, oldest first: the first to go at the cap.
+        self._waiting: dict[_Connection, None] = {}
+        self._paused: list[socket.socket] = []  # listeners not accepted from until a connection closes
         self._allowed_hosts = frozenset(f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]"))
         # False while a callback with the right state is being decided: the other requests wait in _held.
         self._serving = True
@@ -764,15 +815,27 @@ class LoginServer:
     def _accept(self, listener: socket.socket) -> None:
         arrived: list[tuple[_Connection, bytes | _Reply]] = []
         for _ in range(LISTEN_BACKLOG):
+            if len(self._connections) >= self._cap and not self._make_room():
+                # Every connection has sent its request (held while a callback is decided, or being answered):
+                # the backlog keeps the others until one is closed (see _close).
+                self._pause_accepting(listener)
+                break
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:
+                if err.errno in _DESCRIPTOR_ERRNOS:
+                    # Something else holds the descriptors the cap counted on: a lower cap, and room under it.
+                    self._cap = max(MIN_CONNECTIONS, len(self._connections) - SPARE_DESCRIPTORS)
+                    if self._make_room():
+                        while len(self._connections) > self._cap and self._make_room():
+                            pass
+                        continue
                 if err.errno in _ACCEPT_PAUSE_ERRNOS:
                     # Out of descriptors or memory: the backlog keeps the others until some are closed.
-                    self._loop.remove_reader(listener.fileno())
-                    self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
+                    self._pause_accepting(listener)
+                    self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting)
                     break
                 continue  # ECONNABORTED and the like: only that connection is gone
             sock.setblocking(False)
@@ -787,9 +850,23 @@ class LoginServer:
         for conn, head in arrived:
             self._dispatch(conn, head)
 
-    def _resume_accepting(self, listener: socket.socket) -> None:
-        if listener.fileno() >= 0:  # not closed by _finish meanwhile
-            self._loop.add_reader(listener.fileno(), self._accept, listener)
+    def _make_room(self) -> bool:
+        """At the cap: close the oldest connection that has not sent a whole request; whether there was one."""
+        for conn in self._waiting:
+            self._close(conn)
+            return True
+        return False
+
+    def _pause_accepting(self, listener: socket.socket) -> None:
+        if listener not in self._paused:
+            self._loop.remove_reader(listener.fileno())
+            self._paused.append(listener)
+
+    def _resume_accepting(self) -> None:
+        paused, self._paused = self._paused, []
+        for listener in paused:
+            if listener.fileno() >= 0:  # not closed by _finish meanwhile
+                self._loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _read(self, conn: _Connection) -> None:
         head = self._receive(conn)
@@ -835,12 +912,14 @@ class LoginServer:
     def _wait_for_more(self, conn: _Connection) -> None:
         if not conn.reading:
             conn.reading = True
+            self._waiting[conn] = None
             self._loop.add_reader(conn.sock.fileno(), self._read, conn)
             conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
 
     def _stop_reading(self, conn: _Connection) -> None:
         if conn.reading:
             conn.reading = False
+            del self._waiting[conn]
             self._loop.remove_reader(conn.sock.fileno())
         if conn.deadline is not None:
             conn.deadline.cancel()
@@ -983,10 +1062,15 @@ class LoginServer:
         else:
             with conn.guard:
                 conn.sock.close()
+        if self._paused and len(self._connections) < self._cap:
+            self._resume_accepting()
 
     def _internal_error(self, conn: _Connection, exc: Exception) -> None:
         """A generic 500 (no traceback, no detail). Once the state was used, the attempt can no longer
         finish, so it ends with an error instead of waiting for the timeout."""
+        if isinstance(exc, OSError) and exc.errno in _DESCRIPTOR_ERRNOS:
+            self._out_of_descriptors(conn)
+            return
         self._rejected(reason="internal_error", path="other", http_status=500)
         try:
             conn.sock.send(self._encode(_plain(500, "Internal Server Error", "Internal Server Error"), False))
@@ -997,6 +1081,23 @@ class LoginServer:
             failure = LoginError(
                 f"Sign-in failed: internal error in the login server ({type(exc).__name__})",
                 failure_class="internal_error",
+            )
+            self._settle_error(failure, None)
+
+    def _out_of_descriptors(self, conn: _Connection) -> None:
+        """Like :meth:`_internal_error`, for what is no bug: the process (EMFILE) or the system (ENFILE) ran out
+        of file descriptors. 503, and, once the state was used, an error that says so and what to do."""
+        self._rejected(reason="out_of_descriptors", path="other", http_status=503)
+        text = "Service Unavailable: too many open files. Return to your terminal."
+        try:
+            conn.sock.send(self._encode(_plain(503, "Service Unavailable", text), False))
+        except OSError:
+            pass
+        self._close(conn)
+        if self._consumed:
+            failure = LoginError(
+                "Sign-in failed: too many open files (the login server ran out of file descriptors)",
+                failure_class="too_many_open_files",
             )
             self._settle_error(failure, None)
 
