@@ -27,7 +27,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -441,6 +441,14 @@ def connection_cap() -> int:
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
     return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft - _open_descriptors() - SPARE_DESCRIPTORS))
+
+
+def _security_headers() -> Mapping[str, str]:
+    try:
+        from .pages import SECURITY_HEADERS
+    except OSError:  # out of descriptors before any page loaded them (EMFILE): a plain answer still goes out
+        return {}
+    return SECURITY_HEADERS
 
 
 def _ipv6_available() -> bool:
@@ -1173,13 +1181,11 @@ class LoginServer:
         return host is not None and host.lower() in self._allowed_hosts
 
     def _encode(self, reply: _Reply, head_only: bool) -> bytes:
-        from .pages import SECURITY_HEADERS
-
         lines = [f"HTTP/1.1 {reply.status} {reply.reason}"]
         headers: dict[str, str] = {}
         if reply.content_type:
             headers["Content-Type"] = reply.content_type
-        headers.update(SECURITY_HEADERS)
+        headers.update(_security_headers())
         headers.update({k: v for k, v in reply.headers.items() if not k.startswith("x-codex-")})
         headers["Content-Length"] = str(len(reply.body))
         headers["Connection"] = "close"
