@@ -451,6 +451,18 @@ def _security_headers() -> Mapping[str, str]:
     return SECURITY_HEADERS
 
 
+def _from_a_web_page(headers: dict[str, str], path: str) -> bool:
+    """Whether a ``/success`` or ``/cancel`` request comes from a web page rather than the person's own navigation
+    (or a program, which sends no such headers): it carries ``Origin``, or a ``Sec-Fetch-Dest`` other than
+    ``document`` (an image, a script, a fetch). Not ``Sec-Fetch-Site`` for ``/success``: after the issuer's
+    redirects the real navigation to it is cross-site. ``/cancel`` also needs ``Sec-Fetch-Site`` absent or
+    ``none`` (typed in the address bar): no navigation from a page may cancel (D-2), and only a previous login
+    server, which sends none of these headers, needs it."""
+    if "origin" in headers or headers.get("sec-fetch-dest", "document") != "document":
+        return True
+    return path == "/cancel" and headers.get("sec-fetch-site", "none") != "none"
+
+
 def _ipv6_available() -> bool:
     return socket.has_ipv6
 
@@ -1171,10 +1183,15 @@ class LoginServer:
                 self._rejected(reason="cross_site", path=path_class, http_status=403)
                 return _plain(403, "Forbidden", "Forbidden"), head_only
             return self._process_callback(query, pasted=False), head_only
+        if path in ("/success", "/cancel") and _from_a_web_page(headers, path):
+            # Security B9 / D-2: a web page may neither abort a sign-in (/cancel) nor end it by loading
+            # /success (an image, a fetch), which would leave the person's browser "connection refused".
+            self._rejected(reason="cross_site", path=path, http_status=403)
+            return _plain(403, "Forbidden", "Forbidden"), head_only
         if path == "/success":
             return self._handle_success(), head_only
         if path == "/cancel":
-            return self._handle_cancel(headers), head_only
+            return self._handle_cancel(), head_only
         return _plain(404, "Not Found", "Not Found"), head_only
 
     def _host_allowed(self, host: str | None) -> bool:
@@ -1212,12 +1229,7 @@ class LoginServer:
         reply.headers["x-codex-settle"] = "success"
         return reply
 
-    def _handle_cancel(self, headers: dict[str, str]) -> _Reply:
-        fetch_site = headers.get("sec-fetch-site")
-        if "origin" in headers or (fetch_site is not None and fetch_site != "none"):
-            # D-2: a web page may not abort a sign-in; a previous server's plain GET /cancel still works.
-            self._rejected(reason="cross_site", path="/cancel", http_status=403)
-            return _plain(403, "Forbidden", "Forbidden")
+    def _handle_cancel(self) -> _Reply:
         self._loop.call_soon(self._settle_error, LoginCancelled("Login cancelled"), "cancel_request")
         return _Reply(200, "OK", b"Login cancelled")
 

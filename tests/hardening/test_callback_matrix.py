@@ -12,8 +12,9 @@ spoil) the attempt. Where the implementation chose among the matrix's options, t
 * a request line over 8 KiB is ``414``; a head over the 16 KiB read cap is ``431`` (the server stops
   reading there, so it cannot tell a long line from many headers), or a reset when the client was still
   sending;
-* ``/success`` before this attempt saved credentials is ``404`` (whatever its headers), ``/cancel`` from a
-  web page (``Origin`` or ``Sec-Fetch-Site`` other than ``none``) is ``403``, a plain ``/cancel`` (the
+* ``/success`` and ``/cancel`` from a web page (``Origin``, or ``Sec-Fetch-Dest`` other than ``document``;
+  for ``/cancel`` also ``Sec-Fetch-Site`` other than ``none``) are ``403`` and change nothing, before and after
+  the callback; a plain ``/success`` before this attempt saved credentials is ``404``; a plain ``/cancel`` (the
   takeover request of a newer login) cancels (parity);
 * ``CONNECT`` with an authority-form target is ``400`` (only origin-form targets are served), other
   methods ``405`` with ``Allow: GET, HEAD`` and no CORS headers;
@@ -621,10 +622,12 @@ def test_b8_stray_requests_get_404_or_400_and_binary_stays_out_of_the_log(harnes
 def test_b9_cross_site_requests_cannot_cancel_or_complete(harness: Harness) -> None:
     run = harness.login()
     for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "same-origin"}):
+                    {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Dest": "image"}):
         assert_rejected(harness.get(run, "/cancel", headers=headers), 403, "Forbidden")
-    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"}):
-        assert_rejected(harness.get(run, "/success", headers=headers), 404, "Not Found")
+    cross_site = ({"Origin": "https://evil.example"}, {"Sec-Fetch-Dest": "image"}, {"Sec-Fetch-Dest": "empty"},
+                  {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"})
+    for headers in cross_site:
+        assert_rejected(harness.get(run, "/success", headers=headers), 403, "Forbidden")
     for dest in ("image", "script", "iframe"):
         reply = harness.get(run, f"/auth/callback?{harness.good_query(run)}", headers={"Sec-Fetch-Dest": dest})
         assert_rejected(reply, 403, "Forbidden")
@@ -633,8 +636,14 @@ def test_b9_cross_site_requests_cannot_cancel_or_complete(harness: Harness) -> N
     redirect = harness.get(run, f"/auth/callback?{harness.good_query(run)}",
                            headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "cross-site"})
     assert redirect.status == 302
-    harness.get(run, "/success")
+    # Once the credentials are saved, a web page loading /success (an image, a fetch) would end the attempt and
+    # leave the person's browser "connection refused": refused, and the browser's own navigation still served.
+    for headers in cross_site:
+        assert_rejected(harness.get(run, "/success", headers=headers), 403, "Forbidden")
+    harness.still_waiting(run)
+    page = harness.get(run, "/success", headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "cross-site"})
     run.end_attempt()
+    assert page.status == 200 and "text/html" in page.headers["content-type"]
     harness.finish(run, Expect(rc=0, success=True))
 
 
