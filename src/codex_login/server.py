@@ -92,6 +92,9 @@ MIN_CONNECTIONS = 16
 #: (the rehearsal's loopback issuer too), the token exchange's connection, the save (auth.json, its temporary
 #: file, the lock, the directory's sync) and the log.
 SPARE_DESCRIPTORS = 64
+# What an answer to a request refused unread (too long) reads and discards at most before closing: closing with
+# unread data resets the connection, and the client can lose the answer (nginx's "lingering close").
+LINGER_BYTES = 4 * 1024 * 1024
 BIND_ATTEMPTS = 10
 LISTEN_BACKLOG = 1024
 BIND_RETRY_DELAY = 0.2
@@ -393,7 +396,7 @@ atexit.register(_SAVES_IN_FLIGHT.wait)
 class _Connection:
     """An accepted connection: one request head is read from it, it is answered once, then closed."""
 
-    __slots__ = ("deadline", "guard", "page", "reading", "received", "sock", "unsent")
+    __slots__ = ("deadline", "guard", "linger", "page", "reading", "received", "sock", "unsent")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -402,6 +405,7 @@ class _Connection:
         self.deadline: asyncio.TimerHandle | None = None  # closes it if the head (or the answer) is too slow
         self.unsent = b""  # the part of the answer the socket has not taken yet
         self.page: _Reply | None = None  # a page whose effect (settling the attempt) follows its delivery
+        self.linger = False  # refused before its request was read whole: what is left is read once answered
         # Held while the worker writes the callback's redirect and while the loop closes the socket, so the
         # worker never writes to a descriptor number the loop has closed (and the system reused).
         self.guard: threading.Lock | None = None
@@ -909,12 +913,21 @@ class LoginServer:
         searched = max(0, len(conn.received) - 3)
         conn.received += data
         end = conn.received.find(b"\r\n\r\n", searched)
-        if end < 0 and len(conn.received) - 3 <= MAX_HEAD_BYTES:
+        # No CRLF within the request line's cap: a URL too long (414), whatever the rest of the head would be.
+        line_too_long = (
+            len(conn.received) >= MAX_REQUEST_LINE + 2 and conn.received.find(b"\r\n", 0, MAX_REQUEST_LINE + 2) < 0
+        )
+        if end < 0 and not line_too_long and len(conn.received) - 3 <= MAX_HEAD_BYTES:
             self._wait_for_more(conn)
             return None
         self._stop_reading(conn)
-        if 0 <= end <= MAX_HEAD_BYTES:
+        if 0 <= end <= MAX_HEAD_BYTES and not line_too_long:
             return conn.received[: end + 4]
+        conn.received = b""
+        conn.linger = end < 0  # the client may still be sending: read the rest once answered (see _linger)
+        if line_too_long:
+            self._rejected(reason="too_large", path="other", http_status=414)
+            return _plain(414, "URI Too Long", "URI Too Long")
         # The cap of asyncio's StreamReader.readuntil, which this replaced.
         self._rejected(reason="too_large", path="other", http_status=431)
         return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large")
@@ -1055,6 +1068,9 @@ class LoginServer:
                 self._internal_error(conn, exc)
 
     def _written(self, conn: _Connection) -> None:
+        if conn.linger:
+            self._linger(conn)
+            return
         page, conn.page = conn.page, None
         try:
             # What the client sent after the head (a body, never read) would make close() reset the
@@ -1068,6 +1084,36 @@ class LoginServer:
         # page, a /cancel) is settled first, so once the client sees the end of the answer the port
         # already refuses connections (INV-3).
         self._loop.call_soon(self._close, conn)
+
+    def _linger(self, conn: _Connection) -> None:
+        """The answer to a request refused before it was read whole is written: end the answer (FIN), then read
+        and discard what the client still sends until it closes, :data:`LINGER_BYTES` or the head deadline,
+        so closing does not reset the connection before the client has read the answer. The connection counts
+        as one without a whole request: the first to go at the cap."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.linger = False
+        conn.received = b""
+        if conn.deadline is not None:  # the answer's own, when it was written in parts
+            conn.deadline.cancel()
+        conn.reading = True
+        self._waiting[conn] = None
+        self._loop.add_reader(conn.sock.fileno(), self._discard, conn, [LINGER_BYTES])
+        conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
+
+    def _discard(self, conn: _Connection, left: list[int]) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        left[0] -= len(data)
+        if not data or left[0] <= 0:
+            self._close(conn)
 
     def _close(self, conn: _Connection) -> None:
         if conn not in self._connections:
