@@ -21,12 +21,13 @@ import contextvars
 import errno
 import gc
 import hmac
+import os
 import queue
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,20 @@ DRAIN_SECONDS = 0.05  # at most, for answers still being written when the attemp
 DRAIN_POLL_SECONDS = 0.005
 # accept() failures that say "not now" (descriptors or memory exhausted) rather than "not this one".
 _ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Out of file descriptors: the process's limit (EMFILE) or the system's (ENFILE).
+_DESCRIPTOR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
+#: Concurrent connections at most (security B6), fewer when the descriptor limit leaves less room (see
+#: :func:`connection_cap`). A browser needs a handful; when the cap is reached, the oldest connection that has not
+#: sent a whole request is closed to make room, so idle connections never keep the callback out.
+MAX_CONNECTIONS = 1024
+MIN_CONNECTIONS = 16
+#: Descriptors kept free beyond the connections for the sign-in itself: the worker's imports and HTTP client
+#: (the rehearsal's loopback issuer too), the token exchange's connection, the save (auth.json, its temporary
+#: file, the lock, the directory's sync) and the log.
+SPARE_DESCRIPTORS = 64
+# What an answer to a request refused unread (too long) reads and discards at most before closing: closing with
+# unread data resets the connection, and the client can lose the answer (nginx's "lingering close").
+LINGER_BYTES = 4 * 1024 * 1024
 BIND_ATTEMPTS = 10
 LISTEN_BACKLOG = 1024
 BIND_RETRY_DELAY = 0.2
@@ -294,12 +309,19 @@ class _Worker:
         except Exception:  # warming up is best effort; a real problem shows in the exchange itself
             try:
                 client = self._fallback()
-            except Exception as err:  # no client at all (httpx missing?): each job fails with this, none hangs
+            except Exception as err:  # no client at all (httpx missing? out of descriptors?): see below
                 client = err
         finally:
             self.prepared.set()
         try:
             while (job := self._jobs.get()) is not None:
+                if isinstance(client, Exception):
+                    # Tried again for each job, not kept: what failed may have been passing (descriptors
+                    # exhausted for a moment). If it fails again, the job fails with that, and none hangs.
+                    try:
+                        client = self._fallback()
+                    except Exception as err:
+                        client = err
                 job(client)
         finally:
             if not isinstance(client, Exception):
@@ -377,7 +399,7 @@ atexit.register(_SAVES_IN_FLIGHT.wait)
 class _Connection:
     """An accepted connection: one request head is read from it, it is answered once, then closed."""
 
-    __slots__ = ("deadline", "guard", "page", "reading", "received", "sock", "unsent")
+    __slots__ = ("deadline", "guard", "linger", "page", "reading", "received", "sock", "unsent")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -386,6 +408,7 @@ class _Connection:
         self.deadline: asyncio.TimerHandle | None = None  # closes it if the head (or the answer) is too slow
         self.unsent = b""  # the part of the answer the socket has not taken yet
         self.page: _Reply | None = None  # a page whose effect (settling the attempt) follows its delivery
+        self.linger = False  # refused before its request was read whole: what is left is read once answered
         # Held while the worker writes the callback's redirect and while the loop closes the socket, so the
         # worker never writes to a descriptor number the loop has closed (and the system reused).
         self.guard: threading.Lock | None = None
@@ -397,6 +420,54 @@ def _targets(head: bytes | _Reply, path: bytes) -> bool:
         return False
     parts = head.split(b" ", 2)
     return len(parts) == 3 and parts[1].partition(b"?")[0] == path
+
+
+def _open_descriptors() -> int:
+    """How many descriptors the process has open (0 where the system does not list them)."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(listing))
+        except OSError:
+            continue
+    return 0
+
+
+def connection_cap() -> int:
+    """The most connections the login server keeps open at once: :data:`MAX_CONNECTIONS`, or fewer when the soft
+    RLIMIT_NOFILE leaves less room beyond the descriptors already open and :data:`SPARE_DESCRIPTORS`.
+
+    The soft limit is read, never raised: the limit is the process's (a library caller's, an app server's),
+    a child process would inherit a raised one, and a descriptor numbered over 1023 breaks select()-based code
+    in the same process. Closing the oldest idle connection at the cap keeps the callback reachable at any cap.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to derive from
+        return MAX_CONNECTIONS
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft - _open_descriptors() - SPARE_DESCRIPTORS))
+
+
+def _security_headers() -> Mapping[str, str]:
+    try:
+        from .pages import SECURITY_HEADERS
+    except OSError:  # out of descriptors before any page loaded them (EMFILE): a plain answer still goes out
+        return {}
+    return SECURITY_HEADERS
+
+
+def _from_a_web_page(headers: dict[str, str], path: str) -> bool:
+    """Whether a ``/success`` or ``/cancel`` request comes from a web page rather than the person's own navigation
+    (or a program, which sends no such headers): it carries ``Origin``, or a ``Sec-Fetch-Dest`` other than
+    ``document`` (an image, a script, a fetch). Not ``Sec-Fetch-Site`` for ``/success``: after the issuer's
+    redirects the real navigation to it is cross-site. ``/cancel`` also needs ``Sec-Fetch-Site`` absent or
+    ``none`` (typed in the address bar): no navigation from a page may cancel (D-2), and only a previous login
+    server, which sends none of these headers, needs it."""
+    if "origin" in headers or headers.get("sec-fetch-dest", "document") != "document":
+        return True
+    return path == "/cancel" and headers.get("sec-fetch-site", "none") != "none"
 
 
 def _ipv6_available() -> bool:
@@ -486,6 +557,10 @@ class LoginServer:
         self._future: concurrent.futures.Future[LoginSuccess] = concurrent.futures.Future()
         self._loop = asyncio.new_event_loop()
         self._connections: set[_Connection] = set()
+        self._cap = connection_cap()
+        # The connections that have not sent a whole request yet, oldest first: the first to go at the cap.
+        self._waiting: dict[_Connection, None] = {}
+        self._paused: list[socket.socket] = []  # listeners not accepted from until a connection closes
         self._allowed_hosts = frozenset(f"{name}:{self.actual_port}" for name in ("localhost", "127.0.0.1", "[::1]"))
         # False while a callback with the right state is being decided: the other requests wait in _held.
         self._serving = True
@@ -767,15 +842,27 @@ class LoginServer:
     def _accept(self, listener: socket.socket) -> None:
         arrived: list[tuple[_Connection, bytes | _Reply]] = []
         for _ in range(LISTEN_BACKLOG):
+            if len(self._connections) >= self._cap and not self._make_room():
+                # Every connection has sent its request (held while a callback is decided, or being answered):
+                # the backlog keeps the others until one is closed (see _close).
+                self._pause_accepting(listener)
+                break
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:
+                if err.errno in _DESCRIPTOR_ERRNOS:
+                    # Something else holds the descriptors the cap counted on: a lower cap, and room under it.
+                    self._cap = max(MIN_CONNECTIONS, len(self._connections) - SPARE_DESCRIPTORS)
+                    if self._make_room():
+                        while len(self._connections) > self._cap and self._make_room():
+                            pass
+                        continue
                 if err.errno in _ACCEPT_PAUSE_ERRNOS:
                     # Out of descriptors or memory: the backlog keeps the others until some are closed.
-                    self._loop.remove_reader(listener.fileno())
-                    self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
+                    self._pause_accepting(listener)
+                    self._loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting)
                     break
                 continue  # ECONNABORTED and the like: only that connection is gone
             sock.setblocking(False)
@@ -790,9 +877,23 @@ class LoginServer:
         for conn, head in arrived:
             self._dispatch(conn, head)
 
-    def _resume_accepting(self, listener: socket.socket) -> None:
-        if listener.fileno() >= 0:  # not closed by _finish meanwhile
-            self._loop.add_reader(listener.fileno(), self._accept, listener)
+    def _make_room(self) -> bool:
+        """At the cap: close the oldest connection that has not sent a whole request; whether there was one."""
+        for conn in self._waiting:
+            self._close(conn)
+            return True
+        return False
+
+    def _pause_accepting(self, listener: socket.socket) -> None:
+        if listener not in self._paused:
+            self._loop.remove_reader(listener.fileno())
+            self._paused.append(listener)
+
+    def _resume_accepting(self) -> None:
+        paused, self._paused = self._paused, []
+        for listener in paused:
+            if listener.fileno() >= 0:  # not closed by _finish meanwhile
+                self._loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _read(self, conn: _Connection) -> None:
         head = self._receive(conn)
@@ -815,12 +916,21 @@ class LoginServer:
         searched = max(0, len(conn.received) - 3)
         conn.received += data
         end = conn.received.find(b"\r\n\r\n", searched)
-        if end < 0 and len(conn.received) - 3 <= MAX_HEAD_BYTES:
+        # No CRLF within the request line's cap: a URL too long (414), whatever the rest of the head would be.
+        line_too_long = (
+            len(conn.received) >= MAX_REQUEST_LINE + 2 and conn.received.find(b"\r\n", 0, MAX_REQUEST_LINE + 2) < 0
+        )
+        if end < 0 and not line_too_long and len(conn.received) - 3 <= MAX_HEAD_BYTES:
             self._wait_for_more(conn)
             return None
         self._stop_reading(conn)
-        if 0 <= end <= MAX_HEAD_BYTES:
+        if 0 <= end <= MAX_HEAD_BYTES and not line_too_long:
             return conn.received[: end + 4]
+        conn.received = b""
+        conn.linger = end < 0  # the client may still be sending: read the rest once answered (see _linger)
+        if line_too_long:
+            self._rejected(reason="too_large", path="other", http_status=414)
+            return _plain(414, "URI Too Long", "URI Too Long")
         # The cap of asyncio's StreamReader.readuntil, which this replaced.
         self._rejected(reason="too_large", path="other", http_status=431)
         return _plain(431, "Request Header Fields Too Large", "Request Header Fields Too Large")
@@ -838,12 +948,14 @@ class LoginServer:
     def _wait_for_more(self, conn: _Connection) -> None:
         if not conn.reading:
             conn.reading = True
+            self._waiting[conn] = None
             self._loop.add_reader(conn.sock.fileno(), self._read, conn)
             conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
 
     def _stop_reading(self, conn: _Connection) -> None:
         if conn.reading:
             conn.reading = False
+            del self._waiting[conn]
             self._loop.remove_reader(conn.sock.fileno())
         if conn.deadline is not None:
             conn.deadline.cancel()
@@ -959,6 +1071,9 @@ class LoginServer:
                 self._internal_error(conn, exc)
 
     def _written(self, conn: _Connection) -> None:
+        if conn.linger:
+            self._linger(conn)
+            return
         page, conn.page = conn.page, None
         try:
             # What the client sent after the head (a body, never read) would make close() reset the
@@ -973,6 +1088,36 @@ class LoginServer:
         # already refuses connections (INV-3).
         self._loop.call_soon(self._close, conn)
 
+    def _linger(self, conn: _Connection) -> None:
+        """The answer to a request refused before it was read whole is written: end the answer (FIN), then read
+        and discard what the client still sends until it closes, :data:`LINGER_BYTES` or the head deadline,
+        so closing does not reset the connection before the client has read the answer. The connection counts
+        as one without a whole request: the first to go at the cap."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.linger = False
+        conn.received = b""
+        if conn.deadline is not None:  # the answer's own, when it was written in parts
+            conn.deadline.cancel()
+        conn.reading = True
+        self._waiting[conn] = None
+        self._loop.add_reader(conn.sock.fileno(), self._discard, conn, [LINGER_BYTES])
+        conn.deadline = self._loop.call_later(HEAD_DEADLINE_SECONDS, self._close, conn)
+
+    def _discard(self, conn: _Connection, left: list[int]) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        left[0] -= len(data)
+        if not data or left[0] <= 0:
+            self._close(conn)
+
     def _close(self, conn: _Connection) -> None:
         if conn not in self._connections:
             return
@@ -986,10 +1131,15 @@ class LoginServer:
         else:
             with conn.guard:
                 conn.sock.close()
+        if self._paused and len(self._connections) < self._cap:
+            self._resume_accepting()
 
     def _internal_error(self, conn: _Connection, exc: Exception) -> None:
         """A generic 500 (no traceback, no detail). Once the state was used, the attempt can no longer
         finish, so it ends with an error instead of waiting for the timeout."""
+        if isinstance(exc, OSError) and exc.errno in _DESCRIPTOR_ERRNOS:
+            self._out_of_descriptors(conn)
+            return
         self._rejected(reason="internal_error", path="other", http_status=500)
         try:
             conn.sock.send(self._encode(_plain(500, "Internal Server Error", "Internal Server Error"), False))
@@ -1000,6 +1150,23 @@ class LoginServer:
             failure = LoginError(
                 f"Sign-in failed: internal error in the login server ({type(exc).__name__})",
                 failure_class="internal_error",
+            )
+            self._settle_error(failure, None)
+
+    def _out_of_descriptors(self, conn: _Connection) -> None:
+        """Like :meth:`_internal_error`, for what is no bug: the process (EMFILE) or the system (ENFILE) ran out
+        of file descriptors. 503, and, once the state was used, an error that says so and what to do."""
+        self._rejected(reason="out_of_descriptors", path="other", http_status=503)
+        text = "Service Unavailable: too many open files. Return to your terminal."
+        try:
+            conn.sock.send(self._encode(_plain(503, "Service Unavailable", text), False))
+        except OSError:
+            pass
+        self._close(conn)
+        if self._consumed:
+            failure = LoginError(
+                "Sign-in failed: too many open files (the login server ran out of file descriptors)",
+                failure_class="too_many_open_files",
             )
             self._settle_error(failure, None)
 
@@ -1065,23 +1232,26 @@ class LoginServer:
                 self._rejected(reason="cross_site", path=path_class, http_status=403)
                 return _plain(403, "Forbidden", "Forbidden"), head_only
             return self._process_callback(query, pasted=False), head_only
+        if path in ("/success", "/cancel") and _from_a_web_page(headers, path):
+            # Security B9 / D-2: a web page may neither abort a sign-in (/cancel) nor end it by loading
+            # /success (an image, a fetch), which would leave the person's browser "connection refused".
+            self._rejected(reason="cross_site", path=path, http_status=403)
+            return _plain(403, "Forbidden", "Forbidden"), head_only
         if path == "/success":
             return self._handle_success(), head_only
         if path == "/cancel":
-            return self._handle_cancel(headers), head_only
+            return self._handle_cancel(), head_only
         return _plain(404, "Not Found", "Not Found"), head_only
 
     def _host_allowed(self, host: str | None) -> bool:
         return host is not None and host.lower() in self._allowed_hosts
 
     def _encode(self, reply: _Reply, head_only: bool) -> bytes:
-        from .pages import SECURITY_HEADERS
-
         lines = [f"HTTP/1.1 {reply.status} {reply.reason}"]
         headers: dict[str, str] = {}
         if reply.content_type:
             headers["Content-Type"] = reply.content_type
-        headers.update(SECURITY_HEADERS)
+        headers.update(_security_headers())
         headers.update({k: v for k, v in reply.headers.items() if not k.startswith("x-codex-")})
         headers["Content-Length"] = str(len(reply.body))
         headers["Connection"] = "close"
@@ -1108,12 +1278,7 @@ class LoginServer:
         reply.headers["x-codex-settle"] = "success"
         return reply
 
-    def _handle_cancel(self, headers: dict[str, str]) -> _Reply:
-        fetch_site = headers.get("sec-fetch-site")
-        if "origin" in headers or (fetch_site is not None and fetch_site != "none"):
-            # D-2: a web page may not abort a sign-in; a previous server's plain GET /cancel still works.
-            self._rejected(reason="cross_site", path="/cancel", http_status=403)
-            return _plain(403, "Forbidden", "Forbidden")
+    def _handle_cancel(self) -> _Reply:
         self._loop.call_soon(self._settle_error, LoginCancelled("Login cancelled"), "cancel_request")
         return _Reply(200, "OK", b"Login cancelled")
 

@@ -438,6 +438,15 @@ _ROWS: Final = (
     ),
     # --- the rest -------------------------------------------------------------------------------------
     _row(
+        "too_many_open_files",
+        "The login server ran out of file descriptors",
+        "codex-login could not open a file or connection it needed for the sign-in because the process (or the "
+        "whole system) had reached its limit of open files; nothing was saved. Many connections left open to "
+        "the callback port, or other programs holding many files, can cause it.",
+        "Close programs that hold many files or connections, then run `codex-login` again.",
+        "If it happens again, raise the limit of open files (`ulimit -n` shows it) before running `codex-login`.",
+    ),
+    _row(
         "internal_error",
         "The login server failed internally",
         "An unexpected error inside codex-login's local login server ended the sign-in; nothing was saved.",
