@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -803,6 +805,29 @@ def test_a_browser_opened_after_the_cancel_is_neither_reported_nor_logged(
     text = "\n".join(login_log.lines())
     assert "login finished outcome=cancelled" in text
     assert "browser opened" not in text
+
+
+def test_a_browser_command_still_running_when_the_attempt_ends_is_logged_as_opened_before_the_end(
+    issuer: ScriptedIssuer, codex_home: Path, login_log: LoginLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``BROWSER`` command runs until its browser exits, and open_browser waits up to 2 s for it to fail; an
+    attempt that ends within that wait (a quick sign-in, a cancel) still says which opener ran: ``browser opened``
+    is logged by the attempt's end, before its final event, and never after it (D-11)."""
+    started = tmp_path / "started"
+    script = f"import pathlib, sys, time; pathlib.Path({str(started)!r}).touch(); time.sleep(3)"
+    monkeypatch.setenv("BROWSER", f"{shlex.quote(sys.executable)} -c {shlex.quote(script)} %s")
+    server = start(codex_home, issuer.url, open_browser=True)
+    deadline = time.monotonic() + 10
+    while not started.exists():
+        assert time.monotonic() < deadline, "the BROWSER command never ran"
+        time.sleep(0.01)
+    server.cancel()
+    assert isinstance(outcome(server), LoginError)
+    lines = login_log.lines()
+    opened = [i for i, line in enumerate(lines) if "codex_login::server: browser opened opener=BROWSER" in line]
+    finished = [i for i, line in enumerate(lines) if "login finished outcome=cancelled" in line]
+    assert len(opened) == 1 and len(finished) == 1
+    assert opened[0] < finished[0]
 
 
 def test_the_authorize_url_is_kept_out_of_a_browser_openers_logged_error(

@@ -567,6 +567,11 @@ class LoginServer:
         self._held: collections.deque[tuple[_Connection, bytes | _Reply]] = collections.deque()
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
+        # The browser opener's event and the attempt's final one, in that order (D-11): the opener's thread logs
+        # under this lock, and ``_finish`` logs for an opener still running (see _opener_returned).
+        self._opener_lock = threading.Lock()
+        self._opener_running: str | None = None  # the name of a browser command still running
+        self._final_logged = False
         self._saved: LoginSuccess | None = None
         # Held by the worker from its last check that the attempt is still on until the credentials are saved,
         # and by the loop to settle a failure: a cancel, the timeout or Ctrl-C either comes before the save
@@ -804,18 +809,44 @@ class LoginServer:
         for reason, count in self._rejections.items():
             if count > REJECTIONS_LOGGED_PER_REASON:
                 events.rejections_not_logged(reason=reason, count=count - REJECTIONS_LOGGED_PER_REASON)
-        events.finished(
-            outcome=outcome,
-            failure_class=failure,
-            duration_ms=int((time.monotonic() - self._started) * 1000),
-            flow="browser",
-        )
+        with self._opener_lock:
+            if self._opener_running is not None:
+                # A browser command still running when the attempt ends counts as opened, as one still running
+                # after open_browser's wait does (many BROWSER commands run until the browser exits, and a quick
+                # sign-in ends within that wait): logged now, since nothing may follow the final event.
+                events.browser_opened(opener=self._opener_running)
+                self._opener_running = None
+            self._final_logged = True
+            events.finished(
+                outcome=outcome,
+                failure_class=failure,
+                duration_ms=int((time.monotonic() - self._started) * 1000),
+                flow="browser",
+            )
         for listener in self._sockets:
             if listener.fileno() >= 0:
                 self._loop.remove_reader(listener.fileno())
                 listener.close()
         # Let in-flight answers (the terminal page) drain, then stop the loop.
         self._loop.call_soon(self._shutdown_when_drained, self._loop.time() + DRAIN_SECONDS)
+
+    def _opener_starting(self, name: str | None) -> bool:
+        """A browser opener is about to run (``name`` when known before it returns); False once the attempt ended."""
+        with self._opener_lock:
+            if self._final_logged:
+                return False
+            self._opener_running = name
+            return True
+
+    def _opener_returned(self, log: Callable[[], None]) -> bool:
+        """The opener returned: ``log`` its outcome unless the attempt's final event is out already (then
+        False: the attempt ended while the opener ran, and nothing of it is reported)."""
+        with self._opener_lock:
+            self._opener_running = None
+            if self._final_logged:
+                return False
+            log()
+            return True
 
     def _shutdown_when_drained(self, deadline: float) -> None:
         """Stop once no answer is still being written (or at ``deadline``). Usually at once: the answers
@@ -1681,20 +1712,23 @@ def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> 
             info = detect_environment()
             choice = choose_browser_opener(info)
             if choice is None:
-                events.browser_not_opened(reason="no_browser_available")
+                server._opener_returned(lambda: events.browser_not_opened(reason="no_browser_available"))
+                return
+            if not server._opener_starting(choice.name):
                 return
             result = open_browser(server.auth_url, choice)
             ok, name, error = result.ok, result.opener_name, result.error
         else:
+            if not server._opener_starting(None):  # a caller's opener names itself only when it returns
+                return
             ok, name, error = opener(server.auth_url)
-        if server.done:
-            return  # ended while the opener ran (it may wait up to 2 s): its final event is out already
         if ok:
-            events.browser_opened(opener=name)
-        else:
-            events.browser_failed(opener=name, reason=_loggable_browser_error(error, server.auth_url))
-            if options.notice:
-                options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
+            server._opener_returned(lambda: events.browser_opened(opener=name))
+            return
+        reason = _loggable_browser_error(error, server.auth_url)
+        # The opener may wait up to 2 s: an attempt that ended meanwhile reports nothing of it.
+        if server._opener_returned(lambda: events.browser_failed(opener=name, reason=reason)) and options.notice:
+            options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
 
     ctx = contextvars.copy_context()
     start_thread(threading.Thread(target=ctx.run, args=(open_it,), daemon=True, name="codex-login-browser"))
