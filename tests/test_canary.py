@@ -133,6 +133,22 @@ def callback_description(harness: Harness, log_format: str, env: dict[str, str |
     return False
 
 
+def callback_description_echoes_state(
+    harness: Harness, log_format: str, env: dict[str, str | None], number: int
+) -> bool:
+    """An issuer whose error_description quotes the state it refused, whole, cut to 20 characters and
+    upper-cased: the description may be shown, the state only in the authorize URL (DECISIONS §4)."""
+    run = harness.login(log_format=log_format, env=env)
+    state = run.state or ""
+    echo = quote(f"state {state} / {state[:20]} / {state.upper()} is not valid", safe="")
+    page = harness.terminal_page(run, f"error=invalid_request&error_description={echo}&state={quote(state)}")
+    harness.finish(run, _expect(harness, log_format, number, rc=1))
+    # Positive controls: the description itself is still shown, its echoes of the state are not.
+    assert "is not valid" in run.stderr and "is not valid" in page.text
+    assert "&lt;redacted:state&gt;" in page.text and "<redacted:state>" in run.stderr
+    return False
+
+
 def token_non_json_body(harness: Harness, log_format: str, env: dict[str, str | None], number: int) -> bool:
     body = harness.canaries.add(f"body#{number}", "CNRYbody", allowed=(PAGE, TERMINAL))
     harness.issuer.token = Answer.text(500, f"<html><p>upstream {body} failed</p></html>", "text/html")
@@ -240,6 +256,7 @@ SCENARIOS = [
     Scenario("success", success, success_controls),
     Scenario("wrong-state", wrong_state_then_success, success_controls),
     Scenario("callback-description", callback_description, failure_controls),
+    Scenario("callback-description-echoes-state", callback_description_echoes_state, failure_controls),
     Scenario("token-non-json", token_non_json_body, failure_controls),
     Scenario("token-json-description", token_json_description, failure_controls),
     Scenario("token-echoes-code", token_echoes_the_code, failure_controls),
