@@ -195,6 +195,24 @@ def dead_proxy(harness: Harness, log_format: str, env: dict[str, str | None], nu
     return False
 
 
+def proxy_credentials_echoed(harness: Harness, log_format: str, env: dict[str, str | None], number: int) -> bool:
+    """A proxy is configured (the issuer on loopback is exempt through NO_PROXY) and the token endpoint's
+    error description echoes the proxy's user and password: the description may be logged and shown, the
+    credentials never (DECISIONS §4: a proxy only as scheme://host:port)."""
+    user = harness.canaries.add(f"proxy_user#{number}", "CNRYpu")
+    password = harness.canaries.add(f"proxy_password#{number}", "CNRYpw")
+    proxy = f"http://{user}:{password}@proxy.invalid:3128"
+    proxy_env = {**env, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1,localhost,::1"}
+    harness.issuer.token = Answer.json(400, {
+        "error": "invalid_grant", "error_description": f"upstream saw {user}:{password} ({password[:20]}) failed",
+    })
+    run = harness.login(log_format=log_format, env=proxy_env)
+    harness.terminal_page(run)
+    harness.finish(run, _expect(harness, log_format, number, rc=1))
+    assert "upstream saw <redacted:proxy_user>:<redacted:proxy_password>" in run.stderr  # positive control
+    return False
+
+
 def refused_issuer(harness: Harness, log_format: str, env: dict[str, str | None], number: int) -> bool:
     password = harness.canaries.add(f"issuer_password#{number}", "CNRYiup")
     query = harness.canaries.add(f"issuer_query#{number}", "CNRYiq")
@@ -261,6 +279,7 @@ SCENARIOS = [
     Scenario("token-json-description", token_json_description, failure_controls),
     Scenario("token-echoes-code", token_echoes_the_code, failure_controls),
     Scenario("dead-proxy", dead_proxy, failure_controls),
+    Scenario("proxy-credentials-echoed", proxy_credentials_echoed, failure_controls),
     Scenario("refused-issuer", refused_issuer, failure_controls, logged=False),
     Scenario("api-key-stdin", api_key_on_stdin, no_controls),
     Scenario("device-code", device_code, no_controls),
