@@ -506,8 +506,10 @@ class SecretRegistry:
     """
 
     MIN_LENGTH: Final = 6
-    #: The shortest copied run that is scrubbed as part of a secret.
-    MIN_PARTIAL: Final = 10
+    #: The shortest copied run that is scrubbed as part of a secret. Not less: a secret's readable prefix
+    #: (``deviceauth_`` of a device auth ID, ``sk-svcacct-``) must not take the words it spells from the text
+    #: around it (the ``/deviceauth/callback`` redirect URI).
+    MIN_PARTIAL: Final = 12
     WINDOW: Final = 8
     #: Every run of MIN_PARTIAL characters holds a window starting at a multiple of this.
     _STRIDE: Final = MIN_PARTIAL - WINDOW + 1
