@@ -49,9 +49,9 @@ MEMBERS = [
 @dataclass
 class Canaries:
     core: str
-    # The backend body is shown on the page and in the returned error (the positive control): a core of its
-    # own, since the registry scrubs any long run copied from a secret, and a body sharing the state's core
-    # is one.
+    # The backend body and the callback description are shown on the page and in the returned error (the
+    # positive controls): a core of their own, since the registry scrubs any long run copied from a secret,
+    # and a text sharing the state's core is one.
     body_core: str = field(default_factory=lambda: secrets.token_hex(12))
 
     @property
@@ -91,7 +91,7 @@ class Canaries:
             "account_id": self.account,
             "signature": f"CNRYsig{self.core}",
             "api_key": f"sk-proj-CNRYkey{self.core}",
-            "callback_description": f"CNRYcbdesc{self.core}",
+            "callback_description": f"CNRYcbdesc{self.body_core}",
             "backend_body": f"CNRYbody{self.body_core}",
             "proxy_password": f"CNRYproxypw{self.core}",
         }
