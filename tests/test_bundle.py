@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -49,6 +49,10 @@ MEMBERS = [
 @dataclass
 class Canaries:
     core: str
+    # The backend body and the callback description are shown on the page and in the returned error (the
+    # positive controls): a core of their own, since the registry scrubs any long run copied from a secret,
+    # and a text sharing the state's core is one.
+    body_core: str = field(default_factory=lambda: secrets.token_hex(12))
 
     @property
     def code(self) -> str:
@@ -87,8 +91,8 @@ class Canaries:
             "account_id": self.account,
             "signature": f"CNRYsig{self.core}",
             "api_key": f"sk-proj-CNRYkey{self.core}",
-            "callback_description": f"CNRYcbdesc{self.core}",
-            "backend_body": f"CNRYbody{self.core}",
+            "callback_description": f"CNRYcbdesc{self.body_core}",
+            "backend_body": f"CNRYbody{self.body_core}",
             "proxy_password": f"CNRYproxypw{self.core}",
         }
 
@@ -109,8 +113,8 @@ def forms(value: str) -> set[str]:
 
 def leaks(text: str, canaries: Canaries) -> list[str]:
     found = [name for name, value in canaries.values().items() for form in forms(value) if form in text]
-    core = canaries.core
-    found += [f"window:{core[i:i + 8]}" for i in range(len(core) - 7) if core[i : i + 8] in text]
+    for core in (canaries.core, canaries.body_core):
+        found += [f"window:{core[i:i + 8]}" for i in range(len(core) - 7) if core[i : i + 8] in text]
     return found
 
 

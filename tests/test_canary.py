@@ -133,6 +133,22 @@ def callback_description(harness: Harness, log_format: str, env: dict[str, str |
     return False
 
 
+def callback_description_echoes_state(
+    harness: Harness, log_format: str, env: dict[str, str | None], number: int
+) -> bool:
+    """An issuer whose error_description quotes the state it refused, whole, cut to 20 characters and
+    upper-cased: the description may be shown, the state only in the authorize URL (DECISIONS §4)."""
+    run = harness.login(log_format=log_format, env=env)
+    state = run.state or ""
+    echo = quote(f"state {state} / {state[:20]} / {state.upper()} is not valid", safe="")
+    page = harness.terminal_page(run, f"error=invalid_request&error_description={echo}&state={quote(state)}")
+    harness.finish(run, _expect(harness, log_format, number, rc=1))
+    # Positive controls: the description itself is still shown, its echoes of the state are not.
+    assert "is not valid" in run.stderr and "is not valid" in page.text
+    assert "&lt;redacted:state&gt;" in page.text and "<redacted:state>" in run.stderr
+    return False
+
+
 def token_non_json_body(harness: Harness, log_format: str, env: dict[str, str | None], number: int) -> bool:
     body = harness.canaries.add(f"body#{number}", "CNRYbody", allowed=(PAGE, TERMINAL))
     harness.issuer.token = Answer.text(500, f"<html><p>upstream {body} failed</p></html>", "text/html")
@@ -176,6 +192,24 @@ def dead_proxy(harness: Harness, log_format: str, env: dict[str, str | None], nu
     harness.terminal_page(run)
     harness.finish(run, _expect(harness, log_format, number, rc=1))
     assert "the proxy http://127.0.0.1:" in run.stderr
+    return False
+
+
+def proxy_credentials_echoed(harness: Harness, log_format: str, env: dict[str, str | None], number: int) -> bool:
+    """A proxy is configured (the issuer on loopback is exempt through NO_PROXY) and the token endpoint's
+    error description echoes the proxy's user and password: the description may be logged and shown, the
+    credentials never (DECISIONS §4: a proxy only as scheme://host:port)."""
+    user = harness.canaries.add(f"proxy_user#{number}", "CNRYpu")
+    password = harness.canaries.add(f"proxy_password#{number}", "CNRYpw")
+    proxy = f"http://{user}:{password}@proxy.invalid:3128"
+    proxy_env = {**env, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1,localhost,::1"}
+    harness.issuer.token = Answer.json(400, {
+        "error": "invalid_grant", "error_description": f"upstream saw {user}:{password} ({password[:20]}) failed",
+    })
+    run = harness.login(log_format=log_format, env=proxy_env)
+    harness.terminal_page(run)
+    harness.finish(run, _expect(harness, log_format, number, rc=1))
+    assert "upstream saw <redacted:proxy_user>:<redacted:proxy_password>" in run.stderr  # positive control
     return False
 
 
@@ -240,10 +274,12 @@ SCENARIOS = [
     Scenario("success", success, success_controls),
     Scenario("wrong-state", wrong_state_then_success, success_controls),
     Scenario("callback-description", callback_description, failure_controls),
+    Scenario("callback-description-echoes-state", callback_description_echoes_state, failure_controls),
     Scenario("token-non-json", token_non_json_body, failure_controls),
     Scenario("token-json-description", token_json_description, failure_controls),
     Scenario("token-echoes-code", token_echoes_the_code, failure_controls),
     Scenario("dead-proxy", dead_proxy, failure_controls),
+    Scenario("proxy-credentials-echoed", proxy_credentials_echoed, failure_controls),
     Scenario("refused-issuer", refused_issuer, failure_controls, logged=False),
     Scenario("api-key-stdin", api_key_on_stdin, no_controls),
     Scenario("device-code", device_code, no_controls),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
@@ -499,6 +500,29 @@ def test_secret_registry_longest_match_first() -> None:
     registry.add("state", "CNRYabcdef")
     registry.add("token", "CNRYabcdefGHIJ")
     assert registry.scrub("CNRYabcdefGHIJ CNRYabcdef") == "<redacted:token> <redacted:state>"
+
+
+def test_secret_registry_scrubs_partial_and_case_changed_echoes() -> None:
+    """A backend that echoes part of a secret (its first 20 characters, a token split in two, one side of a
+    length cut) or the secret upper-cased: each copied run of 12 characters or more is scrubbed, and no
+    8-character window of the random core survives (the canary test's measure)."""
+    core = secrets.token_hex(12)
+    code = f"CNRYcode{core}"
+    registry = SecretRegistry()
+    registry.add("code", code)
+    echoes = [code[:20], code.upper(), f"{code[:16]}\n{code[16:]}", code[-12:], quote(code.lower().upper())]
+    for echo in echoes:
+        scrubbed = registry.scrub(f"invalid_grant: code {echo} was already used")
+        assert scrubbed.startswith("invalid_grant: code <redacted:code>"), scrubbed
+        assert scrubbed.endswith(" was already used"), scrubbed
+        windows = {core[i : i + 8] for i in range(len(core) - 7)}
+        assert not any(w in scrubbed.lower() for w in windows), scrubbed
+    # Short runs and the text around them are kept: "sk-proj-" starts every project key, and a device auth ID's
+    # readable prefix must not eat the redirect URI's path.
+    registry.add("api_key", f"sk-proj-CNRYkey{core}")
+    assert registry.scrub("Logged in using an API key - sk-proj-***") == "Logged in using an API key - sk-proj-***"
+    registry.add("device_auth_id", f"deviceauth_{core}")
+    assert registry.scrub("redirect_uri=https://auth.openai.com/deviceauth/callback").endswith("/deviceauth/callback")
 
 
 def test_secret_registry_is_thread_safe() -> None:

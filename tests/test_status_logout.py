@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from codex_login.account import logout, mask_api_key, read_status, revoke_tokens
 from codex_login.errors import LoginError
 from codex_login.http import HttpSettings
 from codex_login.storage import KEYRING_SERVICE, AuthDotJson, TokenData, load_auth, store_key
+from tests.hardening.conftest import CanarySet, Sinks, find_leaks
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, id_token_for, make_jwt
 
@@ -226,6 +228,67 @@ def test_status_imports_nothing_heavy(codex_home: Path) -> None:
         [sys.executable, "-c", probe], env=cli_env(codex_home), capture_output=True, text=True, timeout=60
     )
     assert proc.stdout.strip() == "0 []", proc.stderr
+
+
+def _auth_with_token_shaped_fields(canaries: CanarySet) -> dict[str, object]:
+    """A record whose account ID is its own access token and whose plan is a token-shaped value."""
+    access = canaries.add("access_token", "CNRYacc")
+    plan = canaries.add("plan", "CNRYplan")
+    id_token = make_jwt({
+        "email": "user@example.com",
+        "https://api.openai.com/auth": {"chatgpt_plan_type": plan, "chatgpt_account_id": "acct_9"},
+    })
+    canaries.add_value("id_token", id_token)
+    return {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": id_token, "access_token": access,
+            "refresh_token": canaries.add("refresh_token", "CNRYref"), "account_id": access,
+        },
+    }
+
+
+@pytest.mark.parametrize("record", ["auth_mode", "fields"])
+def test_token_shaped_values_in_auth_json_reach_no_sink(codex_home: Path, tmp_path: Path, record: str) -> None:
+    """auth.json is the user's to edit: a token in ``auth_mode`` (an unsupported mode, quoted by the parse
+    error), in ``tokens.account_id`` or in the plan claim must not be printed by ``status``, ``status --json``,
+    ``doctor --json``, ``log`` or the bundle (DECISIONS §4: tokens only in storage)."""
+    canaries = CanarySet()
+    if record == "auth_mode":
+        doc: dict[str, object] = {"auth_mode": canaries.add("access_token", "CNRYacc"), "OPENAI_API_KEY": None}
+    else:
+        doc = _auth_with_token_shaped_fields(canaries)
+    (codex_home / "auth.json").write_text(json.dumps(doc))
+    runs = [run_cli(codex_home, *argv) for argv in (["status"], ["status", "--json"], ["doctor", "--json"], ["log"])]
+    target = tmp_path / "bundle.zip"
+    runs.append(run_cli(codex_home, "bundle", "-o", str(target), "--yes"))
+    assert runs[-1].returncode == 0, runs[-1].stderr
+    with zipfile.ZipFile(target) as archive:
+        bundle = {info.filename: archive.read(info).decode() for info in archive.infolist()}
+    sinks = Sinks(terminal="\n".join(p.stdout + p.stderr for p in runs), bundle=bundle)
+    leaks = find_leaks(canaries.items.values(), sinks)
+    assert not leaks, "\n".join(leaks)
+    # Positive controls: the problem is named, and what is no secret is still shown.
+    if record == "auth_mode":
+        assert "unsupported auth_mode" in runs[0].stderr and runs[0].returncode == 1
+    else:
+        assert runs[0].returncode == 0 and "Account: user@example.com" in runs[0].stderr
+        facts = json.loads(runs[1].stdout)
+        assert facts["email"] == "user@example.com" and facts["account_id"] is None and facts["plan"] is None
+        assert json.loads(next(v for k, v in bundle.items() if k.endswith("credentials.json")))["present"] is True
+
+
+def test_status_still_quotes_a_mode_or_plan_name(codex_home: Path) -> None:
+    (codex_home / "auth.json").write_text('{"auth_mode": "agentIdentity"}')
+    assert 'unsupported auth_mode "agentIdentity"' in run_cli(codex_home, "status").stderr
+    doc = {"auth_mode": "chatgpt", "tokens": {
+        "id_token": make_jwt({"https://api.openai.com/auth": {"chatgpt_plan_type": "free_workspace"}}),
+        "access_token": ACCESS, "refresh_token": REFRESH, "account_id": "acct_9",
+    }}
+    (codex_home / "auth.json").write_text(json.dumps(doc))
+    facts = json.loads(run_cli(codex_home, "status", "--json").stdout)
+    assert facts["plan"] == "free_workspace" and facts["account_id"] == "acct_9"
 
 
 # --------------------------------------------------------------------------------------------- logout

@@ -434,8 +434,6 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 _TOP_LEVEL_KEYS = ("auth_mode", "OPENAI_API_KEY", "tokens", "last_refresh")
 _TOKEN_KEYS = ("id_token", "access_token", "refresh_token", "account_id")
-#: What an unsupported ``auth_mode`` may consist of to be quoted in the error (1 to 64 of these).
-_PLAIN_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
 class AuthParseError(StorageError):
@@ -621,6 +619,15 @@ def _repeated_field(text: str) -> str | None:
     return None
 
 
+_LABEL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _is_label(value: str) -> bool:
+    """Whether ``value`` can be shown as the name of a mode or a plan (``agentIdentity``, ``free_workspace``):
+    1 to 32 letters or underscores. Secrets are random and hold digits or dashes, so none passes."""
+    return 1 <= len(value) <= 32 and _LABEL_CHARS.issuperset(value)
+
+
 def stored_auth_from_dict(doc: object) -> StoredAuth:
     """Validate a parsed JSON value the way the reference's serde derive does."""
     if not isinstance(doc, dict):
@@ -630,7 +637,9 @@ def stored_auth_from_dict(doc: object) -> StoredAuth:
         if not isinstance(mode, str):
             raise AuthParseError("auth_mode must be a string")
         if mode not in AUTH_MODES:
-            shown = f' "{mode}"' if 1 <= len(mode) <= 64 and _PLAIN_WORD_CHARS.issuperset(mode) else ""
+            # Only a word that can be a mode's name is quoted: a token pasted into the field is plain
+            # word characters too, and this message reaches the terminal, `status --json` and the log.
+            shown = f' "{mode}"' if _is_label(mode) else ""
             raise AuthParseError(f"unsupported auth_mode{shown}")
     api_key = doc.get("OPENAI_API_KEY")
     if api_key is not None and not isinstance(api_key, str):
@@ -768,6 +777,7 @@ def status_summary(codex_home: os.PathLike[str] | str, store_mode: str = "file")
         stored.openai_api_key,
         None if tokens is None else (tokens.id_token, tokens.access_token, tokens.account_id),
         None if last_refresh is None else last_refresh[0] * 1_000_000 + last_refresh[1] // 1000,
+        other_secrets=() if tokens is None else (tokens.refresh_token,),
     )
 
 
@@ -788,6 +798,7 @@ def _summary_from_store(codex_home: os.PathLike[str] | str, store_mode: str) -> 
         auth.openai_api_key,
         None if tokens is None else (tokens.id_token, tokens.access_token, tokens.account_id),
         None if auth.last_refresh is None else _microseconds(auth.last_refresh),
+        other_secrets=() if tokens is None else (tokens.refresh_token,),
     )
 
 
@@ -800,17 +811,36 @@ def _microseconds(moment: "datetime") -> int:
     return (moment - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)) // _dt.timedelta(microseconds=1)
 
 
+def _unless_secret(value: str | None, secrets: tuple[str, ...]) -> str | None:
+    """``value``, or None when it is one of ``secrets``, part of one (10 characters or more) or holds one."""
+    if not value:
+        return value
+    lowered = value.lower()
+    for each in secrets:
+        secret = each.lower()
+        if len(secret) >= 6 and (secret in lowered or (len(lowered) >= 10 and lowered in secret)):
+            return None
+    return value
+
+
 def _summarize(
     where: tuple[str, str, str | None, tuple[str, ...]],
     mode: str | None,
     api_key: str | None,
     tokens: "tuple[IdTokenClaims | IdTokenInfo, str, str | None] | None",
     last_refresh_us: int | None,
+    *,
+    other_secrets: tuple[str, ...] = (),
 ) -> StatusSummary:
     """The summary of a sign-in stored in ``where`` (store name, location, reason, warnings).
 
     ``mode`` is the resolved auth mode (None: nothing stored); ``tokens`` the ID token's claims, the access
-    token and ``tokens.account_id``.
+    token and ``tokens.account_id``; ``other_secrets`` the record's other secrets (the refresh token).
+
+    The file is the user's to edit (or another program's to write): the account ID, the email and the plan
+    are shown by ``status``, ``status --json``, the doctor and the bundle, so a value that holds one of the
+    record's own secrets (a token pasted into ``account_id``) is left out, and an unknown plan is shown only
+    when it reads as a plan's name.
     """
     store, location, reason, warnings = where
     not_logged_in = StatusSummary(False, None, store, location, reason, warnings=warnings)
@@ -836,6 +866,9 @@ def _summarize(
     access_plan = _auth_object(access_claims).get("chatgpt_plan_type")
     # The reference reads the plan from the access token; the ID token's copy is the fallback.
     plan = access_plan if isinstance(access_plan, str) else id_token.chatgpt_plan_type
+    if plan is not None and plan not in KNOWN_PLANS and not _is_label(plan):
+        plan = None
+    secrets = (access_token, id_token.raw_jwt, api_key or "", *other_secrets)
     expires = exp_seconds(access_claims.get("exp"))
     return StatusSummary(
         True,
@@ -843,9 +876,9 @@ def _summarize(
         store,
         location,
         reason,
-        email=id_token.email,
+        email=_unless_secret(id_token.email, secrets),
         plan=plan,
-        account_id=account_id or id_token.chatgpt_account_id,
+        account_id=_unless_secret(account_id or id_token.chatgpt_account_id, secrets),
         expires_at_us=None if expires is None else expires * 1_000_000,
         last_refresh_us=last_refresh_us,
         warnings=warnings,

@@ -249,6 +249,11 @@ def err(line: str, stream: "TextIO | None" = None) -> None:
     target = stream if stream is not None else sys.stderr
     if target is None:
         return
+    # The last net before the terminal (DECISIONS §4): no registered secret in a message, whatever detail it
+    # carries. Nothing is registered before the redaction module is loaded (``status`` never loads it).
+    redact = sys.modules.get("codex_login.diagnostics.redact")
+    if redact is not None:
+        line = redact.SECRETS.scrub(line)
     try:
         print(line, file=target, flush=True)
     except OSError as err:

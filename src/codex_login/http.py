@@ -116,6 +116,28 @@ def proxy_variables(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return found
 
 
+def register_proxy_credentials(env: Mapping[str, str]) -> None:
+    """Register the user and password of every proxy variable as secrets (security R-3).
+
+    Only ``scheme://host:port`` of a proxy is ever logged or shown, but a proxy or an issuer that echoes the
+    credentials it was sent (a 407 page, an error description) would put them in a message: registered, they
+    are scrubbed from the log, the terminal and the pages, in their URL-encoded and decoded spellings.
+    """
+    from urllib.parse import unquote
+
+    from .diagnostics.redact import SECRETS
+
+    for _name, value in proxy_variables(env).values():
+        authority = value.partition("://")[2] if "://" in value else value
+        userinfo, at, _host = authority.split("/", 1)[0].rpartition("@")
+        if not at:
+            continue
+        user, _colon, password = userinfo.partition(":")
+        for kind, secret in (("proxy_user", user), ("proxy_password", password)):
+            SECRETS.add(kind, secret)
+            SECRETS.add(kind, unquote(secret))
+
+
 def proxy_for_url(url: str, env: Mapping[str, str]) -> str | None:
     """The proxy the environment selects for ``url`` (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), or None."""
     parts = urlsplit(url)
@@ -285,6 +307,7 @@ class HttpClient:
 
         self.settings = settings or HttpSettings()
         self.env: Mapping[str, str] = self.settings.env if self.settings.env is not None else os.environ
+        register_proxy_credentials(self.env)
         self.ca = resolve_ca_source(self.env)
         self._ssl: ssl.SSLContext | None = None
         # One transport per proxy and per scheme: an https URL's carries the trust anchors of the CA source,

@@ -121,11 +121,16 @@ def _clip_utf8(text: str, limit: int) -> str:
 def page_text(value: str, *, limit: int = MAX_PAGE_TEXT_BYTES) -> str:
     """Make one dynamic value safe to place in a page's text or a quoted attribute.
 
-    Lone surrogates become U+FFFD; CR LF, CR, NEL and the Unicode line/paragraph separators become LF;
+    Registered secrets are replaced by ``<redacted:KIND>``; lone surrogates become U+FFFD; CR LF, CR, NEL
+    and the Unicode line/paragraph separators become LF;
     other C0/C1 controls and DEL are shown as visible ``\\xNN`` text (ESC becomes ``\\x1b``); the result
     is cut to ``limit`` UTF-8 bytes (on a character boundary, with ``…`` appended) and then HTML-escaped.
     """
-    text = _SURROGATES_RE.sub("\ufffd", value)
+    # The last net before the browser (DECISIONS §4): no registered secret (code, state, verifier, tokens...)
+    # on a page, whatever detail a message carries; scrubbed before the cut, which could split one.
+    from .diagnostics.redact import SECRETS
+
+    text = _SURROGATES_RE.sub("\ufffd", SECRETS.scrub(value))
     text = _NEWLINES_RE.sub("\n", text)
     text = _CONTROLS_RE.sub(_visible_control, text)
     return html_escape(_clip_utf8(text, limit))

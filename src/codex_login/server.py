@@ -1392,6 +1392,10 @@ class LoginServer:
 
         if error is not None:
             description = single.get("error_description")
+            if description is not None:
+                # The description may be shown (terminal, page, returned error), but not a secret it echoes: an
+                # issuer that quotes the state (or the code) it refused, whole, in part or upper-cased.
+                description = SECRETS.scrub(description)
             message = oauth_callback_error_message(error, description)
             self._notice(f"OAuth callback error: {sanitize_terminal_text(message, 1024)}")
             events.oauth_callback_error(

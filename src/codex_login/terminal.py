@@ -196,8 +196,16 @@ class TerminalPrinter:
         stream = self.stream
         return terminal_columns(stream, self._env) if self.mode.rewrite and stream is not None else None
 
-    def line(self, text: str) -> None:
-        """Print one line. On a terminal the status line is cleared first and drawn again below it."""
+    def line(self, text: str, *, shows_secrets: bool = False) -> None:
+        """Print one line. On a terminal the status line is cleared first and drawn again below it.
+
+        Registered secrets are scrubbed from it (the last net before the terminal, DECISIONS §4), except from a
+        line that must show them: the authorize URL, with its state and challenge (``shows_secrets``).
+        """
+        if not shows_secrets:
+            from .diagnostics.redact import SECRETS
+
+            text = SECRETS.scrub(text)
         with self._lock:
             status = self._shown
             self._erase()

@@ -200,7 +200,7 @@ def _run_server(
         else:
             out.line("If your browser did not open, navigate to this URL to authenticate:")
         out.line("")
-        out.line(server.auth_url)
+        out.line(server.auth_url, shows_secrets=True)  # the user must be able to open it
         if device_auth:  # not after a fallback from --device-auth: the issuer just said it has no device sign-in
             out.line("")
             out.line(f"On a remote or headless machine? Use {DEVICE_AUTH} instead.")

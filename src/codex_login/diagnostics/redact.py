@@ -83,6 +83,12 @@ _EXTENDED_KEYS: Final = frozenset(k.replace("-", "_") for k in SENSITIVE_URL_QUE
 _ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
+def _ascii_lower(text: str) -> str:
+    """``text`` with only A-Z lowered, so every index still points at the same character (``str.lower`` turns
+    some non-ASCII letters into two); ``str.lower`` itself for ASCII text, many times faster than translate."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
 def is_sensitive_key(key: str, *, extended: bool = False) -> bool:
     """Whether ``key`` names a secret. ASCII case-insensitive; ``extended`` adds R-2's extra keys."""
     lowered = key.translate(_ASCII_LOWER)
@@ -489,22 +495,36 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 class SecretRegistry:
     """Exact secret values registered while they live (security R-3), scrubbed from outgoing text.
 
-    Each value is also matched in its URL-encoded (``quote``, ``quote_plus``) and JSON-escaped forms, and
-    replaced by ``<redacted:KIND>``. Values shorter than :attr:`MIN_LENGTH` are not registered: masking
-    every short substring would destroy the text around it. Thread-safe.
+    Each value is also matched in its URL-encoded (``quote``, ``quote_plus``) and JSON-escaped forms, in any
+    ASCII case (a backend that echoes a token upper-cased), and replaced by ``<redacted:KIND>``. A value of
+    :attr:`MIN_PARTIAL` characters or more is also found in part: any run of at least :attr:`MIN_PARTIAL`
+    characters copied from it (a code cut to its first 20 characters by a backend's message, a token split
+    across two lines, a secret straddling a length cut) is replaced too, as the canary test looks for any
+    8-character window of a secret. Values shorter than :attr:`MIN_LENGTH` are not registered: masking every
+    short substring would destroy the text around it; shorter runs than :attr:`MIN_PARTIAL` are left for the
+    same reason (``sk-proj-`` is the start of every project key, not a secret). Thread-safe.
 
-    Scrubbing replaces each form in turn, longest first (so a secret that contains another is replaced whole),
-    rather than with one compiled alternation: compiling a regular expression of every form took up to 9 ms per
-    registration once tokens a few kilobytes long were in it, and the browser sign-in registers the code and
-    four tokens while the callback waits for its answer (issue 9).
+    Partial runs are found with the value's :attr:`WINDOW`-character windows (a set lookup every few
+    characters of the text, then the run is grown window by window), rather than with one compiled
+    alternation: compiling a regular expression of every form took up to 9 ms per registration once tokens a
+    few kilobytes long were in it, and the browser sign-in registers the code and four tokens while the
+    callback waits for its answer (issue 9).
     """
 
     MIN_LENGTH: Final = 6
+    #: The shortest copied run that is scrubbed as part of a secret. Not less: a secret's readable prefix
+    #: (``deviceauth_`` of a device auth ID, ``sk-svcacct-``) must not take the words it spells from the text
+    #: around it (the ``/deviceauth/callback`` redirect URI).
+    MIN_PARTIAL: Final = 12
+    WINDOW: Final = 8
+    #: Every run of MIN_PARTIAL characters holds a window starting at a multiple of this.
+    _STRIDE: Final = MIN_PARTIAL - WINDOW + 1
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._secrets: dict[str, str] = {}  # form -> replacement
-        self._ordered: tuple[tuple[str, str], ...] = ()  # (form, replacement), longest form first
+        self._secrets: dict[str, str] = {}  # lowered form -> replacement
+        self._ordered: tuple[tuple[str, str], ...] = ()  # (lowered form, replacement), longest form first
+        self._windows: dict[str, str] = {}  # lowered WINDOW-character piece of a long form -> replacement
 
     def __repr__(self) -> str:
         return f"SecretRegistry(<{len(self._secrets)} forms>)"
@@ -533,22 +553,80 @@ class SecretRegistry:
             # Letters, digits and -._~ only (states, verifiers, codes, JWTs, API keys): every encoded form is the
             # value itself, and the browser sign-in registers a few of them while the callback waits (issue 9).
             forms = {value}
+        width = self.WINDOW
         with self._lock:
             for form in forms:
-                self._secrets.setdefault(form, replacement)
+                lowered = _ascii_lower(form)
+                self._secrets.setdefault(lowered, replacement)
+                if len(lowered) >= self.MIN_PARTIAL:
+                    # In place, in one C call (scrub() reads without the lock, and a copy of every window of
+                    # every token cost the callback 0.2 ms, issue 9). A window two secrets share (a JWT header)
+                    # names the later one's kind: either is right.
+                    self._windows.update(
+                        dict.fromkeys([lowered[i : i + width] for i in range(len(lowered) - width + 1)], replacement)
+                    )
             self._ordered = tuple(sorted(self._secrets.items(), key=lambda item: len(item[0]), reverse=True))
 
     def clear(self) -> None:
         with self._lock:
             self._secrets.clear()
+            self._windows.clear()
             self._ordered = ()
 
     def scrub(self, text: str) -> str:
-        """``text`` with every registered value (and its encoded forms) replaced by ``<redacted:KIND>``."""
-        for form, replacement in self._ordered:
-            if form in text:
-                text = text.replace(form, replacement)
-        return text
+        """``text`` with every registered value (its encoded forms, in any ASCII case) and every copied run of
+        :attr:`MIN_PARTIAL` characters or more of one replaced by ``<redacted:KIND>``."""
+        ordered, windows = self._ordered, self._windows
+        if not ordered or len(text) < self.MIN_LENGTH:
+            return text
+        lowered = _ascii_lower(text)
+        spans: list[tuple[int, int, str]] = []
+        taken = bytearray(len(text))
+        for form, replacement in ordered:  # whole values first, longest first: they name the kind
+            at = lowered.find(form)
+            while at >= 0:
+                if not any(taken[at : at + len(form)]):
+                    spans.append((at, at + len(form), replacement))
+                    taken[at : at + len(form)] = b"\x01" * len(form)
+                at = lowered.find(form, at + 1)
+        if windows:
+            spans += self._partial_runs(lowered, windows)
+        if not spans:
+            return text
+        # By start; at one start a whole value (found first) names the kind rather than a partial run.
+        spans.sort(key=lambda span: span[0])
+        out: list[str] = []
+        end = 0
+        for start, stop, replacement in spans:
+            if start < end:  # overlaps the previous span: grow it
+                end = max(end, stop)
+                continue
+            out.append(text[end:start])
+            out.append(replacement)
+            end = stop
+        out.append(text[end:])
+        return "".join(out)
+
+    def _partial_runs(self, lowered: str, windows: dict[str, str]) -> list[tuple[int, int, str]]:
+        """(start, end, replacement) of every run of MIN_PARTIAL or more characters made of registered windows."""
+        width, last = self.WINDOW, len(lowered) - self.WINDOW
+        runs: list[tuple[int, int, str]] = []
+        i = 0
+        while i <= last:
+            replacement = windows.get(lowered[i : i + width])
+            if replacement is None:
+                i += self._STRIDE
+                continue
+            start = i
+            while start > 0 and lowered[start - 1 : start - 1 + width] in windows:
+                start -= 1
+            stop = i
+            while stop < last and lowered[stop + 1 : stop + 1 + width] in windows:
+                stop += 1
+            if stop + width - start >= self.MIN_PARTIAL:
+                runs.append((start, stop + width, replacement))
+            i = stop + 1
+        return runs
 
 
 SECRETS: Final = SecretRegistry()
