@@ -733,8 +733,10 @@ def test_a_signal_during_the_wait_gives_the_terminal_its_echo_back(
         assert code == -signum  # killed by the signal itself, as a shell reports it
         assert finished == []
     else:
+        reason = "interrupted" if signum == signal.SIGINT else "terminated"
         assert code == (130 if signum == signal.SIGINT else 143)
-        assert b"Error logging in: Login was not completed (interrupted)" in term.output
+        assert f"Error logging in: Login was not completed ({reason})".encode() in term.output
+        assert sum(f"login cancelled reason={reason}" in line for line in log_lines(codex_home)) == 1
         assert len(finished) == 1 and "outcome=cancelled" in finished[0]
 
 
