@@ -251,7 +251,7 @@ def device_code(harness: Harness, log_format: str, env: dict[str, str | None], n
         200, {"authorization_code": code, "code_verifier": verifier, "code_challenge": "x"}
     )
     run = harness.cli(
-        "--device-auth", "--issuer", harness.issuer.url, "-c", f"login_log_format={log_format}", env=env
+        "--device-auth", "--port", "0", "--issuer", harness.issuer.url, "-c", f"login_log_format={log_format}", env=env
     )
     harness.finish(run, _expect(harness, log_format, number, rc=0, success=True))
     assert user_code in run.stdout  # positive control: the user must be able to type it

@@ -64,7 +64,7 @@ def test_device_auth_is_dispatched_before_the_api_key_flags(codex_home: Path, fl
     # reference-spec §14.1: status, --device-auth, --api-key, --with-api-key, browser. With ChatGPT sign-in
     # disabled, a device sign-in is refused with the reference's text; the key on stdin is never read.
     done = run(
-        ["-c", 'forced_login_method="api"', "--device-auth", *flags],
+        ["-c", 'forced_login_method="api"', "--device-auth", "--port", "0", *flags],
         codex_home,
         input="sk-CNRYstdinkey",
         stdin=None,

@@ -776,7 +776,7 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subpro
 def test_cli_device_success_prints_the_prompt_on_stdout(issuer: ScriptedIssuer, codex_home: Path) -> None:
     issuer.routes[USERCODE] = usercode()
     issuer.routes[POLL] = AUTHORIZED
-    proc = run_cli(["--device-auth", "--issuer", issuer.url], cli_env(codex_home))
+    proc = run_cli(["--device-auth", "--port", "0", "--issuer", issuer.url], cli_env(codex_home))
     out, errs = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 0, errs
     assert f"   {issuer.url}/codex/device\n" in out
@@ -811,7 +811,7 @@ def test_cli_device_hostile_user_code(issuer: ScriptedIssuer, codex_home: Path) 
     hostile = "AB\x1b[2J\x1b]0;pwned\x07CD\r\n" + "Q" * 10_000
     issuer.routes[USERCODE] = Answer.json(200, {"device_auth_id": DEVICE_ID, "user_code": hostile})
     issuer.routes[POLL] = AUTHORIZED
-    proc = run_cli(["--device-auth", "--issuer", issuer.url], cli_env(codex_home))
+    proc = run_cli(["--device-auth", "--port", "0", "--issuer", issuer.url], cli_env(codex_home))
     assert proc.returncode == 0, proc.stderr
     assert b"\x1b" not in proc.stdout and b"\r" not in proc.stdout and b"\x07" not in proc.stdout
     assert len(proc.stdout) < 1000
@@ -822,7 +822,7 @@ def test_cli_device_hostile_user_code(issuer: ScriptedIssuer, codex_home: Path) 
 
 def test_cli_device_error_prints_the_reference_text(issuer: ScriptedIssuer, codex_home: Path) -> None:
     issuer.routes[USERCODE] = Answer.json(503, {})
-    proc = run_cli(["--device-auth", "--issuer", issuer.url], cli_env(codex_home))
+    proc = run_cli(["--device-auth", "--port", "0", "--issuer", issuer.url], cli_env(codex_home))
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 1
     assert lines[0] == "Error logging in with device code: device code request failed with status 503 Service Unavailable"
@@ -836,7 +836,9 @@ def test_cli_device_error_prints_the_reference_text(issuer: ScriptedIssuer, code
 
 
 def test_cli_forced_api_login_refuses_device_auth(issuer: ScriptedIssuer, codex_home: Path) -> None:
-    proc = run_cli(["-c", 'forced_login_method="api"', "--device-auth", "--issuer", issuer.url], cli_env(codex_home))
+    proc = run_cli(
+        ["-c", 'forced_login_method="api"', "--device-auth", "--port", "0", "--issuer", issuer.url], cli_env(codex_home)
+    )
     assert proc.returncode == 1
     assert proc.stderr.decode().splitlines() == ["ChatGPT login is disabled. Use API key login instead."]
     assert issuer.requests == []
@@ -938,7 +940,7 @@ def test_cli_signals_end_the_attempt_with_one_final_event(
     issuer.routes[USERCODE] = usercode()
     issuer.routes[POLL] = PENDING
     proc = subprocess.Popen(
-        [CLI, "--device-auth", "--issuer", issuer.url],
+        [CLI, "--device-auth", "--port", "0", "--issuer", issuer.url],
         env=cli_env(codex_home),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

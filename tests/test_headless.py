@@ -586,16 +586,19 @@ class OnTerminal:
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a test that sends SIGQUIT leaves no core file
 
-        self.proc = subprocess.Popen(
+        self.output = bytearray()
+        self.proc = self._spawn(args, env, make_controlling_terminal)
+
+    def _spawn(self, args: list[str], env: Mapping[str, str], preexec: Callable[[], None]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [str(CONSOLE_SCRIPT), *args],
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=make_controlling_terminal,
+            preexec_fn=preexec,
         )
-        self.output = bytearray()
 
     def read_until(
         self, needle: bytes | re.Pattern[bytes], *, timeout: float = PROCESS_TIMEOUT, start: int = 0
@@ -730,9 +733,150 @@ def test_a_signal_during_the_wait_gives_the_terminal_its_echo_back(
         assert code == -signum  # killed by the signal itself, as a shell reports it
         assert finished == []
     else:
+        reason = "interrupted" if signum == signal.SIGINT else "terminated"
         assert code == (130 if signum == signal.SIGINT else 143)
-        assert b"Error logging in: Login was not completed (interrupted)" in term.output
+        assert f"Error logging in: Login was not completed ({reason})".encode() in term.output
+        assert sum(f"login cancelled reason={reason}" in line for line in log_lines(codex_home)) == 1
         assert len(finished) == 1 and "outcome=cancelled" in finished[0]
+
+
+# A job-control shell in miniature, as the session leader on the pty: it runs codex-login as a job in its own process
+# group in the foreground, takes the terminal back when the job stops (as bash does at Ctrl-Z, leaving its modes
+# as the job left them), and obeys `fg` / `bg` read from the fd argv[1]. Each change of the job's state is
+# written to the fd argv[2] ("pid N", "stopped", "continued", "exit N"): the test waits for those, never for time. The job's process group
+# has a parent in the same session (this shell), so it is not orphaned: the kernel lets SIGTSTP stop it.
+JOB_SHELL = r"""
+import os, signal, sys, threading
+commands, events = os.fdopen(int(sys.argv[1]), "r"), os.fdopen(int(sys.argv[2]), "w", buffering=1)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a shell may set the terminal's foreground group at any time
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.tcsetpgrp(0, os.getpgrp())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    os.execv(sys.argv[3], sys.argv[3:])
+try:
+    os.setpgid(pid, pid)  # both sides, as shells do: whichever runs first
+except PermissionError:
+    pass  # the job has already exec'd, after its own setpgid
+os.tcsetpgrp(0, pid)
+events.write(f"pid {pid}\n")
+
+def reap():
+    while True:
+        _, status = os.waitpid(pid, os.WUNTRACED | os.WCONTINUED)
+        if os.WIFSTOPPED(status):
+            os.tcsetpgrp(0, os.getpgrp())
+            events.write("stopped\n")
+        elif os.WIFCONTINUED(status):
+            events.write("continued\n")
+        else:
+            events.write(f"exit {os.waitstatus_to_exitcode(status)}\n")
+            os._exit(0)  # the shell ends with its job
+
+threading.Thread(target=reap, daemon=True).start()
+for command in commands:
+    if command.strip() == "fg":
+        os.tcsetpgrp(0, pid)
+    os.killpg(pid, signal.SIGCONT)
+"""
+
+
+class JobOnTerminal(OnTerminal):
+    """``codex-login`` as a foreground job of :data:`JOB_SHELL` on a pseudo-terminal."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+        self.commands_read, self.commands = os.pipe()
+        self.events_pipe, events_write = os.pipe()
+        self._events_write = events_write
+        super().__init__(args, env, columns=200)
+        os.close(events_write)
+        self.events = os.fdopen(self.events_pipe, "r")
+        self.job = int(self.event().removeprefix("pid "))
+
+    def _spawn(self, args: list[str], env: Mapping[str, str], preexec: Callable[[], None]) -> subprocess.Popen[bytes]:
+        commands_read, events_write = self.commands_read, self._events_write
+        return subprocess.Popen(
+            [sys.executable, "-c", JOB_SHELL, str(commands_read), str(events_write), str(CONSOLE_SCRIPT), *args],
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=self.slave,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=preexec,
+            pass_fds=(commands_read, events_write),
+        )
+
+    def event(self) -> str:
+        ready, _, _ = select.select([self.events], [], [], PROCESS_TIMEOUT)
+        assert ready, f"the job shell reported nothing; terminal output: {bytes(self.output)!r}"
+        return self.events.readline().strip()
+
+    def command(self, text: str) -> None:
+        os.write(self.commands, text.encode() + b"\n")
+
+    def wait_for_echo(self, on: bool) -> None:
+        """Until the terminal's echo is ``on`` (the job turns it on or off from its signal handler)."""
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        while self.echo_is_on() != on:
+            assert time.monotonic() < deadline, f"the echo never went {'on' if on else 'off'}"
+            # What the job prints meanwhile is read, so that it never blocks on a full terminal.
+            if select.select([self.master], [], [], 0.05)[0]:
+                self.output += os.read(self.master, 65536)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.job, signal.SIGKILL)  # the job first: the shell then ends with it
+        super().close()
+        for fd in (self.commands_read, self.commands):
+            os.close(fd)
+        self.events.close()
+
+
+def test_ctrl_z_gives_the_echo_back_and_fg_takes_it_away_again(
+    issuer: ScriptedIssuer, codex_home: Path, fake_root: Path
+) -> None:
+    """Ctrl-Z while the wait reads the terminal with its echo off: the job stops with the terminal as it was
+    (echo on, for the shell); `bg` leaves it so; `fg` turns the echo off again, so a redirect URL pasted then
+    is still not shown; a second Ctrl-Z works as the first."""
+    argv = ["--no-browser", "--port", "0", "--issuer", issuer.url, "--timeout", "30"]
+    term = JobOnTerminal(argv, headless_env(codex_home, fake_root, {"TERM": "xterm-256color"}))
+    try:
+        assert term.initial_echo
+        url_line = term.read_until(re.compile(rb"\n([^\r\n]*/oauth/authorize\?[^\r\n]*)\r\n"))
+        port, state = callback_parts(url_line.group(1).decode())
+        term.read_until(b"Waiting for the browser")
+        assert not term.echo_is_on()
+
+        term.type(b"\x1a")  # Ctrl-Z: the terminal sends SIGTSTP to the foreground job
+        assert term.event() == "stopped"
+        assert term.echo_is_on()  # restored before the process stopped
+
+        term.command("bg")  # resumed in the background: the terminal is the shell's, its echo stays on
+        assert term.event() == "continued"
+        shown = len(term.output)
+        term.read_until(re.compile(rb"Waiting for the browser[^\r]*left"), start=shown)  # the job runs on
+        assert term.echo_is_on()
+
+        term.command("fg")  # the terminal to the job, and SIGCONT (to a running job: no "continued" then)
+        term.wait_for_echo(False)
+
+        term.type(b"\x1a")  # again: the handler was set up anew
+        assert term.event() == "stopped"
+        assert term.echo_is_on()
+        term.command("fg")
+        assert term.event() == "continued"
+        term.wait_for_echo(False)
+
+        term.type(redirect_url(port, state, "pasted-after-fg").encode() + b"\r")
+        term.read_until(b"Successfully logged in\r\n")
+        assert term.event() == "exit 0"
+        term.finish()
+        assert b"pasted-after-fg" not in term.output  # not echoed by the terminal
+        assert term.echo_is_on()
+        assert (codex_home / "auth.json").is_file()
+    finally:
+        term.close()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -161,9 +161,16 @@ def test_ctrl_c_right_after_the_url_exits_cleanly_every_time(tmp_path: Path) -> 
         assert log.count(FINISHED_CANCELLED) == 1, log
 
 
-def test_ctrl_c_while_taking_over_the_port_ends_the_attempt_with_its_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "reason"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_signal_while_taking_over_the_port_ends_the_attempt_with_its_line(
+    tmp_path: Path, signum: signal.Signals, code: int, reason: str
+) -> None:
     """Binding can take seconds when the port is held by a server that does not answer its cancel request;
-    Ctrl-C then stops at once and the attempt still ends with one ``login finished`` line."""
+    Ctrl-C (or SIGTERM) then stops at once and the attempt still ends with one ``login finished`` line."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -172,14 +179,14 @@ def test_ctrl_c_while_taking_over_the_port_ends_the_attempt_with_its_line(tmp_pa
         proc = spawn_login(tmp_path, port=port, stdin=subprocess.DEVNULL)
         cancel_request, _ = holder.accept()  # the takeover's GET /cancel: the CLI is now inside binding
         with cancel_request:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
             try:
                 _, stderr = proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-                pytest.fail("no exit within 5 s of Ctrl-C during the port takeover")
-    assert proc.returncode == 130, stderr
-    assert b"Error logging in: Login was not completed (interrupted)" in stderr
+                pytest.fail(f"no exit within 5 s of {signum.name} during the port takeover")
+    assert proc.returncode == code, stderr
+    assert f"Error logging in: Login was not completed ({reason})".encode() in stderr
     log = (tmp_path / "log" / "codex-login.log").read_text()
     assert log.count(FINISHED_CANCELLED) == 1, log

@@ -13,7 +13,8 @@ side of the remedies:
   terminal, the terminal's echo is off: the URL holds the authorization code and state and must not end up
   in the scrollback. The echo comes back on every way out, including a signal whose default action would end
   the process without running ``finally`` (SIGHUP, SIGQUIT): the terminal is restored first, then the signal
-  ends the process as it would have.
+  ends the process as it would have. Job control too: Ctrl-Z (SIGTSTP) gives the terminal back before the
+  process stops, and being resumed in the foreground (SIGCONT) turns the echo off again while still waiting.
 * :func:`log_environment` logs the environment event; :func:`report_environment`, before waiting, says when
   the loopback callback likely cannot work here (SSH without a display, a container, no display), why, and
   what to do instead.
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FATAL_SIGNALS",
+    "JOB_CONTROL_SIGNALS",
     "MAX_PASTE_LINE",
     "PLAIN_REPEAT_SECONDS",
     "PasteReader",
@@ -75,6 +77,10 @@ _READ_CHUNK: Final = 4096
 #: Signals whose default action ends the process at once, without ``finally``: while the echo is off, those still
 #: at their default action restore the terminal first and then end the process as they would have.
 FATAL_SIGNALS: Final = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM")
+#: Job control while the echo is off (those still at their default action): SIGTSTP (Ctrl-Z) restores the terminal
+#: and then stops the process as it would have; SIGCONT (``fg``) turns the echo off again. Without them the shell
+#: that takes the terminal back at Ctrl-Z gives it back with the echo on, and a secret pasted after ``fg`` shows.
+JOB_CONTROL_SIGNALS: Final = ("SIGTSTP", "SIGCONT")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,6 +296,18 @@ def _foreground_or_unknown(fd: int) -> bool:
         return True  # not our controlling terminal: job control does not apply
 
 
+def _block_job_control_signals() -> None:
+    """In the reading thread: SIGTTIN blocked, so that a read of the terminal from the background fails (EIO)
+    rather than stopping the process; SIGTSTP and SIGCONT blocked, so that they go to the main thread (which runs
+    their handlers) instead of interrupting the read."""
+    import signal
+
+    names = ("SIGTTIN", "SIGTSTP", "SIGCONT")
+    signals = {getattr(signal, name) for name in names if hasattr(signal, name)}
+    if signals and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+
 class PasteReader:
     """Reads stdin line by line on a daemon thread into :attr:`lines`.
 
@@ -306,7 +324,9 @@ class PasteReader:
         self._started = False
         self._eof = threading.Event()
         self._stopped = threading.Event()
+        self._continued = threading.Event()  # set on SIGCONT: a read refused in the background may be retried
         self._saved_tty: list[Any] | None = None
+        self._quiet = False  # the echo is meant to be off now (what SIGCONT brings back)
         self._fatal_taken: list[int] = []
 
     @staticmethod
@@ -340,6 +360,7 @@ class PasteReader:
     def stop(self) -> None:
         """Stop taking lines (the thread may stay blocked in read until exit) and give the echo back."""
         self._stopped.set()
+        self._continued.set()  # a reader waiting to be in the foreground again ends
         self._restore_echo()
 
     def _put(self, line: PastedLine) -> None:
@@ -349,11 +370,14 @@ class PasteReader:
     def _run(self) -> None:
         pending = bytearray()
         dropping = False  # inside a line that went over the cap: skip to its end
+        _block_job_control_signals()
         try:
             while not self._stopped.is_set():
                 try:
                     chunk = os.read(self.fd, _READ_CHUNK)
-                except OSError:
+                except OSError as exc:
+                    if self._wait_for_foreground(exc):
+                        continue
                     break
                 if not chunk:
                     break
@@ -381,6 +405,21 @@ class PasteReader:
         finally:
             self._eof.set()
 
+    def _wait_for_foreground(self, exc: OSError) -> bool:
+        """After a read failed: whether to read again. A read of our terminal from the background (`bg` after
+        Ctrl-Z) fails with EIO, SIGTTIN being blocked in this thread, instead of stopping the whole process,
+        sign-in included; reading resumes once the process is continued in the foreground (``fg``: SIGCONT)."""
+        import errno
+
+        if exc.errno != errno.EIO or _foreground_or_unknown(self.fd):
+            return False  # a real failure (the terminal hung up): stop reading
+        while not self._stopped.is_set() and not _foreground_or_unknown(self.fd):
+            self._continued.clear()
+            if _foreground_or_unknown(self.fd):  # again: the SIGCONT may have come just before the clear
+                break
+            self._continued.wait()
+        return not self._stopped.is_set()
+
     def _hide_echo(self) -> None:
         if not os.isatty(self.fd):
             return
@@ -392,20 +431,28 @@ class PasteReader:
             saved = termios.tcgetattr(self.fd)
         except (termios.error, OSError):
             return
-        quiet = list(saved)
-        quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays on, so lines still arrive on Enter
         self._saved_tty = saved
         # Before the echo goes off, so no signal can end the process between the two with the echo left off.
         self._take_fatal_signals()
+        self._quiet = True
         try:
-            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
+            termios.tcsetattr(self.fd, termios.TCSANOW, self._quiet_attributes(saved))
         except (termios.error, OSError):
             self._restore_echo()
+
+    @staticmethod
+    def _quiet_attributes(saved: list[Any]) -> list[Any]:
+        import termios
+
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO  # lflag; canonical mode stays on, so lines still arrive on Enter
+        return quiet
 
     def _restore_echo(self) -> None:
         saved = self._saved_tty
         if saved is None:
             return
+        self._quiet = False  # first: a SIGCONT from here on must not turn the echo off again
         self._set_tty(saved)
         self._release_fatal_signals()
         self._saved_tty = None  # last: a signal that comes before this still finds the state to restore
@@ -428,26 +475,62 @@ class PasteReader:
     def _take_fatal_signals(self) -> None:
         """While the echo is off, each of :data:`FATAL_SIGNALS` that still has its default action (which ends
         the process without running any ``finally``) gives the terminal back first; handlers set by someone
-        else (the sign-in's own for Ctrl-C and SIGTERM) are left alone: they end the wait through ``stop``."""
+        else (the sign-in's own for Ctrl-C and SIGTERM) are left alone: they end the wait through ``stop``.
+        So are :data:`JOB_CONTROL_SIGNALS` still at their default action: the terminal is given back before a stop
+        and the echo turned off again on resuming."""
         import signal
 
         if threading.current_thread() is not threading.main_thread():
             return  # handlers can only be set from the main thread
-        for name in FATAL_SIGNALS:
+        handlers: dict[str, Callable[[int, FrameType | None], None]] = {
+            "SIGTSTP": self._on_stop_signal,
+            "SIGCONT": self._on_continue_signal,
+        }
+        for name in (*FATAL_SIGNALS, *JOB_CONTROL_SIGNALS):
             signum = getattr(signal, name, None)
             if signum is None:
-                continue  # Windows has no SIGHUP nor SIGQUIT
+                continue  # Windows has no SIGHUP, SIGQUIT, SIGTSTP nor SIGCONT
             if signal.getsignal(signum) is signal.SIG_DFL:
-                signal.signal(signum, self._on_fatal_signal)
+                signal.signal(signum, handlers.get(name, self._on_fatal_signal))
                 self._fatal_taken.append(signum)
 
     def _release_fatal_signals(self) -> None:
         import signal
 
         taken, self._fatal_taken = self._fatal_taken, []
+        ours = (self._on_fatal_signal, self._on_stop_signal, self._on_continue_signal)
         for signum in taken:
-            if signal.getsignal(signum) == self._on_fatal_signal:  # not when someone replaced it since
+            if signal.getsignal(signum) in ours:  # not when someone replaced it since
                 signal.signal(signum, signal.SIG_DFL)
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """Ctrl-Z: give the terminal back, then stop as the default action would (``raise_signal`` returns once
+        the process is continued), and take the signal again for the next Ctrl-Z."""
+        import signal
+
+        saved = self._saved_tty
+        if saved is not None:
+            self._set_tty(saved)
+        signal.signal(signum, signal.SIG_DFL)
+        try:
+            signal.raise_signal(signum)  # stopped here; a process group without a shell (orphaned) is not stopped
+        finally:
+            if self._quiet and signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, self._on_stop_signal)
+        # Continued (or never stopped): the echo goes off again, as on SIGCONT.
+        self._hide_again()
+        self._continued.set()
+
+    def _on_continue_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        """Resumed (``fg``, ``bg``, or after any stop such as SIGSTOP): turn the echo off again when still waiting."""
+        self._hide_again()
+        self._continued.set()
+
+    def _hide_again(self) -> None:
+        saved = self._saved_tty
+        # In the background (`bg`) the terminal is the shell's: leave it as it is; `fg` sends SIGCONT again.
+        if self._quiet and saved is not None and _foreground_or_unknown(self.fd):
+            self._set_tty(self._quiet_attributes(saved))
 
     def _on_fatal_signal(self, signum: int, _frame: FrameType | None) -> None:
         """Give the terminal back, then let the signal do what it would have done: back to the default action

@@ -69,7 +69,7 @@ def device_sign_in(
 ) -> str:
     """``codex-login --device-auth`` with Chromium entering the code; returns the CLI's stderr."""
     env = cli_env(codex_home=codex_home)
-    proc = codex_login.start(["--device-auth", "--issuer", issuer.url], env)
+    proc = codex_login.start(["--device-auth", "--port", "0", "--issuer", issuer.url], env)
     try:
         url, user_code = _read_prompt(proc)
         # verification_uri_complete: the provider's own page, with the code already in it.

@@ -225,7 +225,9 @@ def _run_server(
 
 
 def _interrupted(attempt_id: str | None, signum: int) -> int:
-    err("Error logging in: Login was not completed (interrupted)")
+    # SIGTERM says "terminated", as the device sign-in, the app server and the attempt's log do: a process ended by
+    # a service manager or `kill` was not interrupted by its user.
+    err(f"Error logging in: Login was not completed ({_stop_reason(signum)})")
     err(f"Attempt ID: {attempt_id}")
     return 130 if signum == signal.SIGINT else 143
 
