@@ -270,3 +270,28 @@ def test_f10_an_unwritable_auth_location_fails_after_the_exchange_without_printi
     harness.finish(run, Expect(rc=1))
     assert len(harness.issuer.token_requests()) == 1
     assert (harness.auth_path / "keep").read_text() == "x"
+
+
+@pytest.mark.parametrize("how", ["CODEX_HOME", "HOME"])
+def test_f10_a_codex_home_under_a_regular_file_is_refused_before_any_request(
+    harness: Harness, tmp_path: Path, how: str
+) -> None:
+    """Decided differently from the matrix ("a clear error after the exchange"): the reference checks
+    ``CODEX_HOME`` when it reads its configuration (reference §15), so an ``ENOTDIR`` home (which binds root
+    too) ends the command before the browser, the port or the issuer is touched; nothing is exchanged for
+    tokens that could not be saved. The default home (``$HOME/.codex``) fails on reading its config.toml."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env: dict[str, str | None] = (
+        {"CODEX_HOME": str(blocker / "home")} if how == "CODEX_HOME" else {"CODEX_HOME": None, "HOME": str(blocker)}
+    )
+    run = harness.login(env=env, wait=False)
+    harness.finish(run, Expect(rc=1, budget=10, attempts=0, log=False))
+    expected = (
+        f'Error loading configuration: failed to read CODEX_HOME "{blocker / "home"}": Not a directory (os error 20)'
+        if how == "CODEX_HOME"
+        else f"Error loading configuration: failed to read {blocker / '.codex' / 'config.toml'}: Not a directory"
+    )
+    assert run.stderr.splitlines() == [expected]
+    assert harness.issuer.requests == [] and run.port is None
+    assert blocker.read_text() == "not a directory"
