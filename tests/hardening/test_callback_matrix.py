@@ -188,6 +188,9 @@ def test_a8_overlong_values_and_lines_are_refused_with_bounded_memory(harness: H
     run = harness.login()
     good = quote(run.state or "")
     code = harness.canaries["code"]
+    # A state far longer than ours but under the line cap: refused as a mismatch (no comparison of its
+    # content), and INV-5 checks that no log line grew past 4 KiB with it.
+    assert_rejected(harness.callback(run, f"code={code}&state={'s' * 6000}"), 400, "State mismatch")
     # A request line just over 8 KiB (the head still fits the 16 KiB read cap): 414 before any parsing.
     assert_rejected(harness.callback(run, f"code={code}&state={'s' * 10_000}"), 414)
     assert_rejected(harness.callback(run, f"code={'c' * 8 * 1024}&state={good}"), 414)
@@ -564,6 +567,69 @@ def test_b5_slowloris_does_not_delay_the_real_callback(harness: Harness) -> None
         idle.close()
         dripping.close()
     harness.finish(run, Expect(rc=0, success=True))
+
+
+def test_b5_idle_and_dripping_connections_are_closed_at_the_head_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, with the 5 s head deadline shortened to 0.5 s: the deadline counts from the connection's
+    first read and is not pushed back by each byte a slowloris client drips, so both an idle socket and one
+    sending a byte every 0.1 s are closed by the server, while the real callback is served at once."""
+    from codex_login import server as server_module
+    from codex_login.http import HttpSettings
+    from codex_login.server import LoginSuccess, ServerOptions, run_login_server
+    from tests.support.scripted_issuer import ScriptedIssuer
+
+    deadline = 0.5
+    monkeypatch.setattr(server_module, "HEAD_DEADLINE_SECONDS", deadline)
+    home = tmp_path / "codex-home"
+    home.mkdir(mode=0o700)
+    with ScriptedIssuer() as issuer:
+        server = run_login_server(
+            ServerOptions(
+                codex_home=home, issuer=issuer.url, port=0, open_browser=False, force_state="b" * 43,
+                http=HttpSettings(env={}), timeout=30,
+            )
+        )
+        port = server.actual_port
+        closed_after: dict[str, float] = {}
+
+        def watch(name: str, drip: bool) -> None:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.settimeout(0.1)
+            started = time.monotonic()
+            pending = b"GET /auth/callback?state=x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100
+            with sock:
+                while time.monotonic() - started < 5:
+                    try:
+                        if sock.recv(4096) == b"":
+                            closed_after[name] = time.monotonic() - started
+                            return
+                    except TimeoutError:
+                        pass
+                    except ConnectionResetError:
+                        closed_after[name] = time.monotonic() - started
+                        return
+                    if drip and pending:
+                        try:
+                            sock.send(pending[:1])
+                        except OSError:
+                            pass
+                        pending = pending[1:]
+
+        watchers = [threading.Thread(target=watch, args=(name, name == "dripping")) for name in ("idle", "dripping")]
+        for watcher in watchers:
+            watcher.start()
+        started = time.monotonic()
+        reply = raw_exchange(port, request_bytes(port, f"/auth/callback?code=c&state={'b' * 43}"))
+        assert reply.status == 302 and time.monotonic() - started < 0.5
+        for watcher in watchers:
+            watcher.join(6)
+        assert raw_exchange(port, request_bytes(port, "/success")).status == 200
+        assert isinstance(server.block_until_done(10), LoginSuccess)
+    assert set(closed_after) == {"idle", "dripping"}, closed_after
+    for name, after in closed_after.items():
+        assert deadline * 0.8 <= after < deadline + 1.0, (name, after)
 
 
 def test_b6_many_idle_connections_are_survived_and_released(harness: Harness) -> None:
