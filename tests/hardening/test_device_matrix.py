@@ -86,3 +86,27 @@ def test_i5_a_poll_success_without_code_or_verifier_is_an_error_without_exchange
     assert line == f"Error logging in with device code: device auth response is invalid: the field {missing!r} is missing"
     log = log_text(harness)
     assert "device code poll failed status=200 OK" in log and "CNRY" not in log
+
+
+def test_i6_a_hostile_user_code_is_shown_sanitized_and_cut_and_logged_nowhere(harness: Harness) -> None:
+    core = harness.canaries.add("user_code", "CNRYuc", allowed=(TERMINAL,))
+    hostile = f"AB\x1b[2J\x1b]8;;http://evil.example\x07{core}\r\nFORGED LINE\u202e\x9b31m" + "Q" * 10_000
+    device_auth_id = harness.canaries.add("device_auth_id", "CNRYdai")
+    harness.issuer.routes[USERCODE] = Answer.json(
+        200, {"device_auth_id": device_auth_id, "user_code": hostile, "interval": "5"}
+    )
+    harness.issuer.routes[POLL] = Answer.json(
+        200, {"authorization_code": harness.canaries["code"], "code_verifier": "CNRYverifier0123456789abcdef"}
+    )
+    harness.canaries.add_value("device_verifier", "CNRYverifier0123456789abcdef")
+    run = harness.cli("--device-auth", "--port", "0", "--issuer", harness.issuer.url)
+    harness.finish(run, Expect(rc=0, success=True, budget=15))
+    for stream in (run.stdout_bytes(), run.stderr_bytes()):
+        for raw in (b"\x1b", b"\x07", b"\r", "\u202e".encode(), "\x9b".encode()):
+            assert raw not in stream, (raw, stream[:300])
+    assert core in run.stdout  # positive control: the code is shown, so the user can type it
+    assert len(run.stdout) < 1000 and "QQQQ" * 20 not in run.stdout  # cut, not 10 KB on the terminal
+    assert not any(line.startswith("FORGED LINE") for line in run.stdout.splitlines())
+    # The raw code goes back to the issuer as it came.
+    polls = [r for r in harness.issuer.requests if r.path == POLL]
+    assert json.loads(polls[0].body)["user_code"] == hostile
