@@ -480,6 +480,12 @@ def test_b1_only_loopback_hosts_with_our_port_are_served(harness: Harness) -> No
         reply = harness.send(run, f"GET {target} HTTP/1.1\r\n{twice}Connection: close\r\n\r\n".encode())
         assert_rejected(reply, 400, "Bad Request: repeated header")
     assert harness.issuer.token_requests() == []  # the state was not consumed
+    # The three loopback names with our port pass the Host check (a wrong state then answers), over both
+    # address families.
+    for host, address in ((f"localhost:{port}", "127.0.0.1"), (f"127.0.0.1:{port}", "127.0.0.1"),
+                          (f"[::1]:{port}", "127.0.0.1"), (f"[::1]:{port}", "::1"), (f"localhost:{port}", "::1")):
+        reply = harness.send(run, request_bytes(port, "/auth/callback?state=wrong", host=host), host=address)
+        assert_rejected(reply, 400, "State mismatch")
     upper = harness.send(run, request_bytes(port, target, host=f"LOCALHOST:{port}"))
     assert upper.status == 302
     harness.get(run, "/success")

@@ -464,9 +464,10 @@ def test_d2_a_custom_ca_from_either_variable_is_trusted(
     assert f"ca_source={variable}" in log_text(harness)
 
 
+@pytest.mark.parametrize("variable", ["CODEX_CA_CERTIFICATE", "SSL_CERT_FILE"])
 @pytest.mark.parametrize("problem", ["missing", "directory", "garbage"])
 def test_d2_an_unusable_ca_file_is_named_with_its_variable(
-    harness: Harness, ca: trustme.CA, tmp_path: Path, problem: str
+    harness: Harness, ca: trustme.CA, tmp_path: Path, problem: str, variable: str
 ) -> None:
     path = tmp_path / f"ca-{problem}.pem"
     if problem == "directory":
@@ -474,12 +475,12 @@ def test_d2_an_unusable_ca_file_is_named_with_its_variable(
     elif problem == "garbage":
         path.write_bytes(b"this is not a certificate\n\x00\xff")
     with tls_issuer(harness, ca.issue_cert("127.0.0.1")) as issuer:
-        env = {**NO_CA_ENV, "CODEX_CA_CERTIFICATE": str(path)}
+        env = {**NO_CA_ENV, variable: str(path)}
         run = harness.login(issuer=f"https://127.0.0.1:{issuer.port}", env=env)
         harness.terminal_page(run)
         harness.finish(run, Expect(rc=1))
         assert issuer.connections == 0  # type: ignore[attr-defined]
-    assert f"CA certificate file {path} selected by CODEX_CA_CERTIFICATE" in run.stderr
+    assert f"CA certificate file {path} selected by {variable}" in run.stderr
 
 
 @pytest.mark.parametrize(("cert_for", "connect_to"), [("localhost", "127.0.0.1"), ("127.0.0.1", "localhost")])
