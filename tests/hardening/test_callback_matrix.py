@@ -383,11 +383,13 @@ def test_a13e_entitlement_error_has_the_parity_copy(harness: Harness) -> None:
 
 def test_a14_hostile_error_code_is_logged_as_invalid_and_escaped(harness: Harness) -> None:
     run = harness.login()
-    hostile = "<b>x</b>\n" + "A" * 190
+    hostile = "<b>x</b>\n\x1b[2J\x1b]8;;http://evil.example\x07\r\x9b31m" + "A" * 170
     page = harness.callback(run, f"error={quote(hostile, safe='')}&state={quote(run.state or '')}")
     run.end_attempt()
     assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
     harness.finish(run, Expect(rc=1))
+    for raw in (b"\x1b", b"\x07", b"\r", "\x9b".encode()):
+        assert raw not in page.body and raw not in run.stderr_bytes(), raw
     assert ("oauth callback returned error", {"error_code": "<invalid>", "has_error_description": False}) in log_events(
         harness
     )

@@ -27,7 +27,16 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.hardening.conftest import PAGE, TERMINAL, Expect, Harness, free_port, read_log, rss_kib
+from tests.hardening.conftest import (
+    PAGE,
+    TERMINAL,
+    Expect,
+    Harness,
+    free_port,
+    inspect_page,
+    read_log,
+    rss_kib,
+)
 from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, tokens_answer
 
@@ -229,6 +238,31 @@ def test_c4_html_error_bodies_reach_the_page_escaped_and_never_the_log(harness: 
         f"<h1>{body}</h1><script>alert(1)</script>" in stderr
     log = log_text(harness)
     assert 'status=500 Internal Server Error content_type="text/html" body_len=' in log
+
+
+CONTROL_TEXT = "\x1b[2J\x1b]8;;http://evil.example\x07link\x1b]8;;\x07\rX\u202e\x9b31m\x00end"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Answer.json(400, {"error": CONTROL_TEXT, "error_description": CONTROL_TEXT}),
+     Answer.text(502, CONTROL_TEXT, "text/html")],
+    ids=["json-error-fields", "html-body"],
+)
+def test_c4_control_characters_from_the_endpoint_are_neutralised_on_every_surface(
+    harness: Harness, answer: Answer
+) -> None:
+    """DECISIONS D-5: text from the token endpoint reaches the terminal without escape sequences or controls,
+    the page with U+202E only inside a ``dir="ltr"`` container, and the log as one escaped line."""
+    page, stderr = token_error_row(harness, answer)
+    assert "link Xend" in stderr  # positive control: the text is shown, its controls are not
+    for raw in ("\x1b", "\x07", "\r", "\x00", "\u202e", "\x9b"):
+        assert raw not in stderr, repr(raw)
+        assert raw not in log_text(harness), repr(raw)
+        if raw != "\u202e":
+            assert raw not in page, repr(raw)
+    facts = inspect_page(page)
+    assert not any("\u202e" in text for text in facts.loose_text)
 
 
 def test_c5_a_captive_portal_page_is_not_json(harness: Harness) -> None:
