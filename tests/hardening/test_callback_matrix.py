@@ -53,6 +53,7 @@ from tests.hardening.conftest import (
     request_bytes,
     rss_kib,
 )
+from tests.support.scripted_issuer import Answer, Recorded
 
 PAGE_HEADERS = {name.lower(): value for name, value in SECURITY_HEADERS.items()}
 
@@ -416,6 +417,58 @@ def test_a16_a_second_callback_after_success_is_refused_without_exchange(harness
     for reply in (reload, fresh):
         assert_rejected(reply, 400, "This sign-in was already completed. Return to your terminal.")
     assert harness.auth_path.read_bytes() == saved and harness.auth_path.stat().st_ino == stat_saved.st_ino
+    harness.get(run, "/success")
+    run.end_attempt()
+    harness.finish(run, Expect(rc=0, success=True))
+    assert len(harness.issuer.token_requests()) == 1
+
+
+def test_a16_a_second_callback_during_the_exchange_is_refused_without_a_second_exchange(harness: Harness) -> None:
+    """A double submit (the browser retried, or another tab): the second callback arrives while the first
+    one's token request is still out. It waits, then gets the "already completed" answer; one exchange."""
+    answer = harness.issuer.token
+    assert isinstance(answer, Answer)
+    release = threading.Event()
+
+    def slow(_request: Recorded) -> Answer:
+        release.wait(10)
+        return answer
+
+    harness.issuer.token = slow
+    run = harness.login()
+    replies: dict[str, RawReply] = {}
+
+    def send(name: str, query: str) -> None:
+        replies[name] = harness.callback(run, query)
+
+    first = threading.Thread(target=send, args=("first", harness.good_query(run)))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not harness.issuer.token_requests():
+        assert time.monotonic() < deadline, "the token request never arrived"
+        time.sleep(0.01)
+    # Both are sent in full while the exchange is still held.
+    port = run.port
+    assert port is not None
+    pending: dict[str, socket.socket] = {}
+    for name, code in (("reload", None), ("new-code", "another-code-value")):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(request_bytes(port, f"/auth/callback?{harness.good_query(run, code)}"))
+        pending[name] = sock
+    assert "first" not in replies  # still exchanging
+    release.set()
+    for name, sock in pending.items():
+        with sock:
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        replies[name] = RawReply.parse(data)
+        harness.pages.append(replies[name])
+    first.join(10)
+    assert replies["first"].status == 302
+    for name in ("reload", "new-code"):
+        assert_rejected(replies[name], 400, "This sign-in was already completed. Return to your terminal.")
     harness.get(run, "/success")
     run.end_attempt()
     harness.finish(run, Expect(rc=0, success=True))
