@@ -68,8 +68,11 @@ HEADER = b64url(b'{"alg":"none"}')
         (HEADER + "." + b64url(b'["array"]') + ".{c}", "invalid ID token payload (JSON)"),
         (HEADER + "." + b64url(b"not json at all") + ".{c}", "invalid ID token payload (JSON)"),
         (HEADER + "." + b64url(json.dumps({"pad": "x" * 300_000}).encode()) + ".{c}", "invalid ID token payload (base64)"),
+        # Valid JSON nested past the decoder's depth (RecursionError, not ValueError, from json.loads).
+        (HEADER + "." + b64url(b"[" * 50_000 + b"]" * 50_000) + ".{c}", "invalid ID token payload (JSON)"),
     ],
-    ids=["one-part", "two-parts", "empty-part", "four-parts", "bad-base64", "padded", "array", "not-json", "300KB"],
+    ids=["one-part", "two-parts", "empty-part", "four-parts", "bad-base64", "padded", "array", "not-json", "300KB",
+         "nested"],
 )
 def test_e1_e2_an_unusable_id_token_fails_without_echo_or_write(harness: Harness, shape: str, message: str) -> None:
     token = shape.replace("{c}", harness.canaries.add("bad_id_token", "CNRYidt"))
