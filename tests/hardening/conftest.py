@@ -523,6 +523,9 @@ class Expect:
     # Success rows: the saved refresh token is the harness's canary (a positive control). Off when another
     # writer's tokens may legitimately be the ones on disk (two sign-ins racing).
     own_tokens: bool = True
+    # Success rows that save to the keyring: auth.json (the file fallback) must then be gone, not rewritten;
+    # the row checks what the keyring holds.
+    in_keyring: bool = False
 
 
 @dataclass
@@ -805,7 +808,9 @@ class Harness:
         # INV-7
         assert_no_traceback(stderr, stdout)
         # INV-1
-        if expect.success:
+        if expect.success and expect.in_keyring:
+            assert not os.path.lexists(self.auth_path), "INV-1: the file fallback survived a keyring save"
+        elif expect.success:
             st = os.lstat(self.auth_path)
             assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, "INV-1: auth.json not 0600"
             saved = json.loads(self.auth_path.read_text())

@@ -53,6 +53,7 @@ from tests.hardening.conftest import (
     request_bytes,
     rss_kib,
 )
+from tests.support.scripted_issuer import Answer, Recorded
 
 PAGE_HEADERS = {name.lower(): value for name, value in SECURITY_HEADERS.items()}
 
@@ -188,6 +189,9 @@ def test_a8_overlong_values_and_lines_are_refused_with_bounded_memory(harness: H
     run = harness.login()
     good = quote(run.state or "")
     code = harness.canaries["code"]
+    # A state far longer than ours but under the line cap: refused as a mismatch (no comparison of its
+    # content), and INV-5 checks that no log line grew past 4 KiB with it.
+    assert_rejected(harness.callback(run, f"code={code}&state={'s' * 6000}"), 400, "State mismatch")
     # A request line just over 8 KiB (the head still fits the 16 KiB read cap): 414 before any parsing.
     assert_rejected(harness.callback(run, f"code={code}&state={'s' * 10_000}"), 414)
     assert_rejected(harness.callback(run, f"code={'c' * 8 * 1024}&state={good}"), 414)
@@ -380,11 +384,13 @@ def test_a13e_entitlement_error_has_the_parity_copy(harness: Harness) -> None:
 
 def test_a14_hostile_error_code_is_logged_as_invalid_and_escaped(harness: Harness) -> None:
     run = harness.login()
-    hostile = "<b>x</b>\n" + "A" * 190
+    hostile = "<b>x</b>\n\x1b[2J\x1b]8;;http://evil.example\x07\r\x9b31m" + "A" * 170
     page = harness.callback(run, f"error={quote(hostile, safe='')}&state={quote(run.state or '')}")
     run.end_attempt()
     assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
     harness.finish(run, Expect(rc=1))
+    for raw in (b"\x1b", b"\x07", b"\r", "\x9b".encode()):
+        assert raw not in page.body and raw not in run.stderr_bytes(), raw
     assert ("oauth callback returned error", {"error_code": "<invalid>", "has_error_description": False}) in log_events(
         harness
     )
@@ -411,6 +417,58 @@ def test_a16_a_second_callback_after_success_is_refused_without_exchange(harness
     for reply in (reload, fresh):
         assert_rejected(reply, 400, "This sign-in was already completed. Return to your terminal.")
     assert harness.auth_path.read_bytes() == saved and harness.auth_path.stat().st_ino == stat_saved.st_ino
+    harness.get(run, "/success")
+    run.end_attempt()
+    harness.finish(run, Expect(rc=0, success=True))
+    assert len(harness.issuer.token_requests()) == 1
+
+
+def test_a16_a_second_callback_during_the_exchange_is_refused_without_a_second_exchange(harness: Harness) -> None:
+    """A double submit (the browser retried, or another tab): the second callback arrives while the first
+    one's token request is still out. It waits, then gets the "already completed" answer; one exchange."""
+    answer = harness.issuer.token
+    assert isinstance(answer, Answer)
+    release = threading.Event()
+
+    def slow(_request: Recorded) -> Answer:
+        release.wait(10)
+        return answer
+
+    harness.issuer.token = slow
+    run = harness.login()
+    replies: dict[str, RawReply] = {}
+
+    def send(name: str, query: str) -> None:
+        replies[name] = harness.callback(run, query)
+
+    first = threading.Thread(target=send, args=("first", harness.good_query(run)))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not harness.issuer.token_requests():
+        assert time.monotonic() < deadline, "the token request never arrived"
+        time.sleep(0.01)
+    # Both are sent in full while the exchange is still held.
+    port = run.port
+    assert port is not None
+    pending: dict[str, socket.socket] = {}
+    for name, code in (("reload", None), ("new-code", "another-code-value")):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(request_bytes(port, f"/auth/callback?{harness.good_query(run, code)}"))
+        pending[name] = sock
+    assert "first" not in replies  # still exchanging
+    release.set()
+    for name, sock in pending.items():
+        with sock:
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        replies[name] = RawReply.parse(data)
+        harness.pages.append(replies[name])
+    first.join(10)
+    assert replies["first"].status == 302
+    for name in ("reload", "new-code"):
+        assert_rejected(replies[name], 400, "This sign-in was already completed. Return to your terminal.")
     harness.get(run, "/success")
     run.end_attempt()
     harness.finish(run, Expect(rc=0, success=True))
@@ -477,6 +535,12 @@ def test_b1_only_loopback_hosts_with_our_port_are_served(harness: Harness) -> No
         reply = harness.send(run, f"GET {target} HTTP/1.1\r\n{twice}Connection: close\r\n\r\n".encode())
         assert_rejected(reply, 400, "Bad Request: repeated header")
     assert harness.issuer.token_requests() == []  # the state was not consumed
+    # The three loopback names with our port pass the Host check (a wrong state then answers), over both
+    # address families.
+    for host, address in ((f"localhost:{port}", "127.0.0.1"), (f"127.0.0.1:{port}", "127.0.0.1"),
+                          (f"[::1]:{port}", "127.0.0.1"), (f"[::1]:{port}", "::1"), (f"localhost:{port}", "::1")):
+        reply = harness.send(run, request_bytes(port, "/auth/callback?state=wrong", host=host), host=address)
+        assert_rejected(reply, 400, "State mismatch")
     upper = harness.send(run, request_bytes(port, target, host=f"LOCALHOST:{port}"))
     assert upper.status == 302
     harness.get(run, "/success")
@@ -564,6 +628,69 @@ def test_b5_slowloris_does_not_delay_the_real_callback(harness: Harness) -> None
         idle.close()
         dripping.close()
     harness.finish(run, Expect(rc=0, success=True))
+
+
+def test_b5_idle_and_dripping_connections_are_closed_at_the_head_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, with the 5 s head deadline shortened to 0.5 s: the deadline counts from the connection's
+    first read and is not pushed back by each byte a slowloris client drips, so both an idle socket and one
+    sending a byte every 0.1 s are closed by the server, while the real callback is served at once."""
+    from codex_login import server as server_module
+    from codex_login.http import HttpSettings
+    from codex_login.server import LoginSuccess, ServerOptions, run_login_server
+    from tests.support.scripted_issuer import ScriptedIssuer
+
+    deadline = 0.5
+    monkeypatch.setattr(server_module, "HEAD_DEADLINE_SECONDS", deadline)
+    home = tmp_path / "codex-home"
+    home.mkdir(mode=0o700)
+    with ScriptedIssuer() as issuer:
+        server = run_login_server(
+            ServerOptions(
+                codex_home=home, issuer=issuer.url, port=0, open_browser=False, force_state="b" * 43,
+                http=HttpSettings(env={}), timeout=30,
+            )
+        )
+        port = server.actual_port
+        closed_after: dict[str, float] = {}
+
+        def watch(name: str, drip: bool) -> None:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.settimeout(0.1)
+            started = time.monotonic()
+            pending = b"GET /auth/callback?state=x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100
+            with sock:
+                while time.monotonic() - started < 5:
+                    try:
+                        if sock.recv(4096) == b"":
+                            closed_after[name] = time.monotonic() - started
+                            return
+                    except TimeoutError:
+                        pass
+                    except ConnectionResetError:
+                        closed_after[name] = time.monotonic() - started
+                        return
+                    if drip and pending:
+                        try:
+                            sock.send(pending[:1])
+                        except OSError:
+                            pass
+                        pending = pending[1:]
+
+        watchers = [threading.Thread(target=watch, args=(name, name == "dripping")) for name in ("idle", "dripping")]
+        for watcher in watchers:
+            watcher.start()
+        started = time.monotonic()
+        reply = raw_exchange(port, request_bytes(port, f"/auth/callback?code=c&state={'b' * 43}"))
+        assert reply.status == 302 and time.monotonic() - started < 0.5
+        for watcher in watchers:
+            watcher.join(6)
+        assert raw_exchange(port, request_bytes(port, "/success")).status == 200
+        assert isinstance(server.block_until_done(10), LoginSuccess)
+    assert set(closed_after) == {"idle", "dripping"}, closed_after
+    for name, after in closed_after.items():
+        assert deadline * 0.8 <= after < deadline + 1.0, (name, after)
 
 
 def test_b6_many_idle_connections_are_survived_and_released(harness: Harness) -> None:

@@ -27,7 +27,16 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.hardening.conftest import PAGE, TERMINAL, Expect, Harness, free_port, read_log, rss_kib
+from tests.hardening.conftest import (
+    PAGE,
+    TERMINAL,
+    Expect,
+    Harness,
+    free_port,
+    inspect_page,
+    read_log,
+    rss_kib,
+)
 from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, ScriptedIssuer, tokens_answer
 
@@ -229,6 +238,31 @@ def test_c4_html_error_bodies_reach_the_page_escaped_and_never_the_log(harness: 
         f"<h1>{body}</h1><script>alert(1)</script>" in stderr
     log = log_text(harness)
     assert 'status=500 Internal Server Error content_type="text/html" body_len=' in log
+
+
+CONTROL_TEXT = "\x1b[2J\x1b]8;;http://evil.example\x07link\x1b]8;;\x07\rX\u202e\x9b31m\x00end"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Answer.json(400, {"error": CONTROL_TEXT, "error_description": CONTROL_TEXT}),
+     Answer.text(502, CONTROL_TEXT, "text/html")],
+    ids=["json-error-fields", "html-body"],
+)
+def test_c4_control_characters_from_the_endpoint_are_neutralised_on_every_surface(
+    harness: Harness, answer: Answer
+) -> None:
+    """DECISIONS D-5: text from the token endpoint reaches the terminal without escape sequences or controls,
+    the page with U+202E only inside a ``dir="ltr"`` container, and the log as one escaped line."""
+    page, stderr = token_error_row(harness, answer)
+    assert "link Xend" in stderr  # positive control: the text is shown, its controls are not
+    for raw in ("\x1b", "\x07", "\r", "\x00", "\u202e", "\x9b"):
+        assert raw not in stderr, repr(raw)
+        assert raw not in log_text(harness), repr(raw)
+        if raw != "\u202e":
+            assert raw not in page, repr(raw)
+    facts = inspect_page(page)
+    assert not any("\u202e" in text for text in facts.loose_text)
 
 
 def test_c5_a_captive_portal_page_is_not_json(harness: Harness) -> None:
@@ -464,9 +498,10 @@ def test_d2_a_custom_ca_from_either_variable_is_trusted(
     assert f"ca_source={variable}" in log_text(harness)
 
 
+@pytest.mark.parametrize("variable", ["CODEX_CA_CERTIFICATE", "SSL_CERT_FILE"])
 @pytest.mark.parametrize("problem", ["missing", "directory", "garbage"])
 def test_d2_an_unusable_ca_file_is_named_with_its_variable(
-    harness: Harness, ca: trustme.CA, tmp_path: Path, problem: str
+    harness: Harness, ca: trustme.CA, tmp_path: Path, problem: str, variable: str
 ) -> None:
     path = tmp_path / f"ca-{problem}.pem"
     if problem == "directory":
@@ -474,12 +509,12 @@ def test_d2_an_unusable_ca_file_is_named_with_its_variable(
     elif problem == "garbage":
         path.write_bytes(b"this is not a certificate\n\x00\xff")
     with tls_issuer(harness, ca.issue_cert("127.0.0.1")) as issuer:
-        env = {**NO_CA_ENV, "CODEX_CA_CERTIFICATE": str(path)}
+        env = {**NO_CA_ENV, variable: str(path)}
         run = harness.login(issuer=f"https://127.0.0.1:{issuer.port}", env=env)
         harness.terminal_page(run)
         harness.finish(run, Expect(rc=1))
         assert issuer.connections == 0  # type: ignore[attr-defined]
-    assert f"CA certificate file {path} selected by CODEX_CA_CERTIFICATE" in run.stderr
+    assert f"CA certificate file {path} selected by {variable}" in run.stderr
 
 
 @pytest.mark.parametrize(("cert_for", "connect_to"), [("localhost", "127.0.0.1"), ("127.0.0.1", "localhost")])

@@ -68,8 +68,11 @@ HEADER = b64url(b'{"alg":"none"}')
         (HEADER + "." + b64url(b'["array"]') + ".{c}", "invalid ID token payload (JSON)"),
         (HEADER + "." + b64url(b"not json at all") + ".{c}", "invalid ID token payload (JSON)"),
         (HEADER + "." + b64url(json.dumps({"pad": "x" * 300_000}).encode()) + ".{c}", "invalid ID token payload (base64)"),
+        # Valid JSON nested past the decoder's depth (RecursionError, not ValueError, from json.loads).
+        (HEADER + "." + b64url(b"[" * 50_000 + b"]" * 50_000) + ".{c}", "invalid ID token payload (JSON)"),
     ],
-    ids=["one-part", "two-parts", "empty-part", "four-parts", "bad-base64", "padded", "array", "not-json", "300KB"],
+    ids=["one-part", "two-parts", "empty-part", "four-parts", "bad-base64", "padded", "array", "not-json", "300KB",
+         "nested"],
 )
 def test_e1_e2_an_unusable_id_token_fails_without_echo_or_write(harness: Harness, shape: str, message: str) -> None:
     token = shape.replace("{c}", harness.canaries.add("bad_id_token", "CNRYidt"))
@@ -259,6 +262,97 @@ def test_f8_auto_mode_without_a_keyring_falls_back_to_the_file(harness: Harness)
     assert "credentials saved store=file" in log_text(harness)
 
 
+# A keyring backend that keeps its entries in a JSON file (TEST_KEYRING_FILE), so the test and the console
+# script see the same keyring; loaded by name through PYTHON_KEYRING_BACKEND.
+FILE_KEYRING = """
+import json
+import os
+
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+
+class FileKeyring(KeyringBackend):
+    priority = 1
+
+    def _entries(self):
+        try:
+            with open(os.environ["TEST_KEYRING_FILE"]) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _write(self, entries):
+        with open(os.environ["TEST_KEYRING_FILE"], "w") as f:
+            json.dump(entries, f)
+
+    def get_password(self, service, username):
+        return self._entries().get(service + "|" + username)
+
+    def set_password(self, service, username, password):
+        entries = self._entries()
+        entries[service + "|" + username] = password
+        self._write(entries)
+
+    def delete_password(self, service, username):
+        entries = self._entries()
+        if entries.pop(service + "|" + username, None) is None:
+            raise PasswordDeleteError("not found")
+        self._write(entries)
+"""
+
+
+def file_keyring(tmp_path: Path) -> tuple[Path, dict[str, str | None]]:
+    """The keyring file and the environment that makes ``codex-login`` use it (the worktree's source stays
+    first on the path)."""
+    (tmp_path / "file_keyring.py").write_text(FILE_KEYRING)
+    store = tmp_path / "keyring.json"
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    return store, {"PYTHON_KEYRING_BACKEND": "file_keyring.FileKeyring", "PYTHONPATH": path,
+                   "TEST_KEYRING_FILE": str(store)}
+
+
+def keyring_entry(harness: Harness, store: Path) -> str | None:
+    from codex_login.storage import KEYRING_SERVICE, store_key
+
+    entries: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    return entries.get(f"{KEYRING_SERVICE}|{store_key(harness.codex_home)}")
+
+
+@pytest.mark.parametrize("mode", ["keyring", "auto"])
+def test_f8_a_keyring_save_removes_the_file_fallback(harness: Harness, tmp_path: Path, mode: str) -> None:
+    store, env = file_keyring(tmp_path)
+    run = harness.login("-c", f"cli_auth_credentials_store={mode}", env=env)
+    harness.complete(run)
+    harness.finish(run, Expect(rc=0, success=True, in_keyring=True))
+    saved = keyring_entry(harness, store)
+    assert saved is not None and json.loads(saved)["tokens"]["refresh_token"] == harness.canaries["refresh_token"]
+    assert "credentials saved store=keyring" in log_text(harness)
+
+
+@pytest.mark.parametrize(("mode", "rc"), [("auto", 0), ("keyring", 1)])
+def test_f9_invalid_json_in_the_keyring_is_reported_without_its_content(
+    harness: Harness, tmp_path: Path, mode: str, rc: int
+) -> None:
+    """auto: a warning, then the file's state (here the previous API-key sign-in); keyring: an error (parity,
+    the reference propagates the parse failure). Neither prints what the keyring holds."""
+    from codex_login.storage import KEYRING_SERVICE, store_key
+
+    store, env = file_keyring(tmp_path)
+    junk = harness.canaries.add("keyring_junk", "CNRYkeyring")
+    store.write_text(json.dumps({f"{KEYRING_SERVICE}|{store_key(harness.codex_home)}": f'{{"auth_mode": {junk}'}))
+    run = harness.cli("-c", f"cli_auth_credentials_store={mode}", "status", env=env)
+    harness.finish(run, Expect(rc=rc, attempts=0, log=False))
+    lines = run.stderr.splitlines()
+    if mode == "auto":
+        assert lines[0].startswith("failed to load CLI auth from keyring, falling back to file storage: "
+                                   "failed to deserialize CLI auth from keyring: invalid JSON")
+        assert lines[1].startswith("Logged in using an API key - sk-old-")
+    else:
+        assert lines == [lines[0]] and lines[0].startswith(
+            "Error checking login status: failed to deserialize CLI auth from keyring: invalid JSON")
+
+
 def test_f10_an_unwritable_auth_location_fails_after_the_exchange_without_printing_tokens(harness: Harness) -> None:
     harness.auth_path.unlink()
     harness.auth_path.mkdir()
@@ -270,3 +364,28 @@ def test_f10_an_unwritable_auth_location_fails_after_the_exchange_without_printi
     harness.finish(run, Expect(rc=1))
     assert len(harness.issuer.token_requests()) == 1
     assert (harness.auth_path / "keep").read_text() == "x"
+
+
+@pytest.mark.parametrize("how", ["CODEX_HOME", "HOME"])
+def test_f10_a_codex_home_under_a_regular_file_is_refused_before_any_request(
+    harness: Harness, tmp_path: Path, how: str
+) -> None:
+    """Decided differently from the matrix ("a clear error after the exchange"): the reference checks
+    ``CODEX_HOME`` when it reads its configuration (reference §15), so an ``ENOTDIR`` home (which binds root
+    too) ends the command before the browser, the port or the issuer is touched; nothing is exchanged for
+    tokens that could not be saved. The default home (``$HOME/.codex``) fails on reading its config.toml."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env: dict[str, str | None] = (
+        {"CODEX_HOME": str(blocker / "home")} if how == "CODEX_HOME" else {"CODEX_HOME": None, "HOME": str(blocker)}
+    )
+    run = harness.login(env=env, wait=False)
+    harness.finish(run, Expect(rc=1, budget=10, attempts=0, log=False))
+    expected = (
+        f'Error loading configuration: failed to read CODEX_HOME "{blocker / "home"}": Not a directory (os error 20)'
+        if how == "CODEX_HOME"
+        else f"Error loading configuration: failed to read {blocker / '.codex' / 'config.toml'}: Not a directory"
+    )
+    assert run.stderr.splitlines() == [expected]
+    assert harness.issuer.requests == [] and run.port is None
+    assert blocker.read_text() == "not a directory"
