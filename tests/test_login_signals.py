@@ -190,3 +190,6 @@ def test_a_signal_while_taking_over_the_port_ends_the_attempt_with_its_line(
     assert f"Error logging in: Login was not completed ({reason})".encode() in stderr
     log = (tmp_path / "log" / "codex-login.log").read_text()
     assert log.count(FINISHED_CANCELLED) == 1, log
+    # Which signal it was, as for a cancel while the server runs: the line just before the final one.
+    lines = log.splitlines()
+    assert lines[-2].endswith(f"codex_login::server: login cancelled reason={reason}"), log

@@ -1677,8 +1677,12 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             err.attempt_id = attempt_id
             events.finished(outcome="error", failure_class=err.failure_class, duration_ms=0, flow="browser")
             raise
-        except BaseException:  # Ctrl-C or SIGTERM while binding (a takeover can take seconds): still one line
+        except BaseException as raised:  # Ctrl-C or SIGTERM while binding (a takeover can take seconds): still one line
             duration_ms = int((time.monotonic() - binding) * 1000)
+            # Which signal, as a cancel of a running attempt says it (the caller's SIGTERM exception names itself).
+            reason = "interrupted" if isinstance(raised, KeyboardInterrupt) else getattr(raised, "cancel_reason", None)
+            if isinstance(reason, str):
+                events.cancelled(reason=reason)
             events.finished(outcome="cancelled", failure_class=None, duration_ms=duration_ms, flow="browser")
             raise
         server = LoginServer(options, sockets, fallback=fallback, attempts=attempts, attempt_id=attempt_id)

@@ -33,6 +33,9 @@ API_KEY_DISABLED = "API key login is disabled. Use ChatGPT login instead."
 class Terminated(Exception):
     """SIGTERM arrived: stop the attempt cleanly (exit 143)."""
 
+    #: What the attempt's ``login cancelled`` line says when this ends it while the port is bound.
+    cancel_reason = "terminated"
+
 
 def run(args: argparse.Namespace) -> int:
     # The reference's dispatch order (reference-spec §14.1): --device-auth before --api-key and --with-api-key,
