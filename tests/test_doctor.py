@@ -630,7 +630,7 @@ def test_keyring_backends(codex_home: Path, healthy: ScriptedIssuer, tmp_path: P
     null, _ = keyring_check(healthy, "keyring", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
     assert null["status"] == "ok" and "keyring.backends.null.Keyring backend answered" in null["detail"]
     hanging, took = keyring_check(healthy, "keyring", PYTHON_KEYRING_BACKEND="hanging_keyring.HangingKeyring",
-                                  PYTHONPATH=str(tmp_path))
+                                  PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     assert hanging["status"] == "fail" and "did not answer within 3 s" in hanging["detail"]
     assert took < 15  # the doctor never waits for a hanging keyring
 
