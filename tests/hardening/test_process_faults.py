@@ -157,8 +157,8 @@ def test_h4_signals_end_the_attempt_cleanly_at_every_stage(harness: Harness, sta
     run.signal(signum)
     expected = 130 if signum == signal.SIGINT else 143
     harness.finish(run, Expect(rc=expected, budget=(time.monotonic() - run.started) + 5))
-    assert "Error logging in: Login was not completed (interrupted)" in run.stderr
     reason = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert f"Error logging in: Login was not completed ({reason})" in run.stderr
     log = log_text(harness)
     assert f"login cancelled reason={reason}" in log and "login finished outcome=cancelled" in log
     release.set()
