@@ -685,15 +685,59 @@ _HUNG_GUARD = _thread.allocate_lock()
 _HUNG_CALL: list[threading.Thread] = []
 
 
-def _describe_exception(err: BaseException) -> str:
+def _stored_secrets(value: str) -> list[tuple[str, str]]:
+    """(kind, secret) of a keyring value: the value itself, then each token, the API key and the account ID.
+
+    A value that does not parse is still scrubbed whole (and in any copied run of it, see ``SecretRegistry``).
+    """
+    found = [("keyring_value", value)]
+    try:
+        auth = AuthDotJson.from_json(value)
+    except (AuthParseError, ValueError):
+        return found
+    found.append(("api_key", auth.openai_api_key or ""))
+    if auth.tokens is not None:
+        found += [
+            ("id_token", auth.tokens.id_token.raw_jwt),
+            ("access_token", auth.tokens.access_token),
+            ("refresh_token", auth.tokens.refresh_token),
+            ("account_id", auth.tokens.account_id or ""),
+        ]
+    return found
+
+
+def _describe_exception(err: BaseException, held: str | None = None) -> str:
+    """A keyring backend's exception as text that is safe to show.
+
+    Backends are third parties and some quote what they were given or hold (a refused ``set_password`` with
+    the whole JSON value): ``held``, the value this call wrote or the entry's value read just before, is
+    scrubbed from it with its tokens, API key and account ID, and so is every registered secret and secret
+    shape (the second net). Its tokens and key are registered, as every flow registers its secrets, so a
+    later echo elsewhere is scrubbed too. The redaction module is imported here, on the error path only:
+    ``status`` reads the keyring without it.
+    """
     text = str(err).strip()
-    return text if text else type(err).__name__
+    if not text:
+        return type(err).__name__
+    from .diagnostics.redact import SECRETS, SecretRegistry, scrub_all
+
+    if held:
+        local = SecretRegistry()  # the whole value and the account ID: shown by status, so not registered
+        for kind, secret in _stored_secrets(held):
+            local.add(kind, secret)
+            if kind in ("api_key", "id_token", "access_token", "refresh_token"):
+                SECRETS.add(kind, secret)
+        text = local.scrub(text)
+    return scrub_all(text)
 
 
-def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], timeout: float) -> object:
+def _call_with_deadline(
+    func: Callable[..., object], args: tuple[object, ...], timeout: float, held: str | None = None
+) -> object:
     """Run a keyring call in a daemon thread; give up after ``timeout`` seconds.
 
-    While an earlier call is still stuck, later calls fail at once instead of piling up threads.
+    While an earlier call is still stuck, later calls fail at once instead of piling up threads. ``held``: the
+    secret value the call writes, or the one the entry holds, scrubbed from the backend's error.
     """
     message = f"keyring did not answer within {timeout:g} s"
     with _HUNG_GUARD:
@@ -709,7 +753,7 @@ def _call_with_deadline(func: Callable[..., object], args: tuple[object, ...], t
             _HUNG_CALL[:] = [worker]
         raise _KeyringCallError(message, still_running=True)
     if failure is not None:
-        raise _KeyringCallError(_describe_exception(failure))
+        raise _KeyringCallError(_describe_exception(failure, held))
     return result
 
 
@@ -760,10 +804,10 @@ class KeyringStore(CredentialStore):
     def sync(self) -> None:
         self.file.sync()
 
-    def _call(self, method: str, *args: object) -> object:
+    def _call(self, method: str, *args: object, held: str | None = None) -> object:
         try:
             module = _import_keyring()
-            return _call_with_deadline(getattr(module, method), args, self.timeout)
+            return _call_with_deadline(getattr(module, method), args, self.timeout, held)
         except _KeyringCallError as err:
             self.last_error = str(err)
             raise
@@ -796,7 +840,7 @@ class KeyringStore(CredentialStore):
                 "failed to write OAuth tokens to keyring: the credentials cannot be encoded as JSON"
             ) from None
         try:
-            self._call("set_password", KEYRING_SERVICE, self.account, value)
+            self._call("set_password", KEYRING_SERVICE, self.account, value, held=value)
         except _KeyringCallError as err:
             # A write that missed its deadline is abandoned, not cancelled: if the keyring answers later
             # (an unlock prompt accepted late), the new credentials are stored after all. Say so rather
@@ -817,9 +861,11 @@ class KeyringStore(CredentialStore):
         account = self.account  # once: the existence check and the delete must name the same entry
         existed = False  # until the check answers: a timed-out check deleted nothing
         try:
-            existed = self._call("get_password", KEYRING_SERVICE, account) is not None
+            value = self._call("get_password", KEYRING_SERVICE, account)
+            existed = value is not None
             if existed:
-                self._call("delete_password", KEYRING_SERVICE, account)
+                held = value if isinstance(value, str) else None
+                self._call("delete_password", KEYRING_SERVICE, account, held=held)
         except _KeyringCallError as err:
             late = "; the keyring may still delete it when it answers" if err.still_running and existed else ""
             raise StorageError(f"failed to delete auth from keyring: {err}{late}") from None
