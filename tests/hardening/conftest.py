@@ -63,7 +63,8 @@ AUTHORIZE_URL = "authorize_url"  # the printed authorize URL only (DECISIONS §4
 PAGE = "page"
 BUNDLE = "bundle"
 FILES = "files"
-ALL_SINKS = (LOG, TERMINAL, PAGE, BUNDLE, FILES)
+PROTOCOL = "protocol"  # the app server's JSON-RPC messages (responses and notifications)
+ALL_SINKS = (LOG, TERMINAL, PAGE, BUNDLE, FILES, PROTOCOL)
 
 TRACEBACK_MARKERS = (
     "Traceback (most recent call last)",
@@ -538,6 +539,7 @@ class Sinks:
     pages: list[str] = field(default_factory=list)
     bundle: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    protocol: dict[str, str] = field(default_factory=dict)
 
     def texts(self, sink: str) -> dict[str, str]:
         if sink == LOG:
@@ -550,6 +552,8 @@ class Sinks:
             return {f"page[{i}]": page for i, page in enumerate(self.pages)}
         if sink == BUNDLE:
             return self.bundle
+        if sink == PROTOCOL:
+            return self.protocol
         return self.files
 
 
@@ -571,7 +575,7 @@ def find_leaks(canaries: Iterable[Canary], sinks: Sinks) -> list[str]:
                         context = text[max(0, at - 60) : at + len(needle) + 60]
                         leaks.append(f"{canary.name} ({needle!r}) in {where}: ...{context!r}...")
                         break
-    for sink in (LOG, TERMINAL, PAGE, BUNDLE, FILES):
+    for sink in ALL_SINKS:
         for where, text in sinks.texts(sink).items():
             for url in sinks.authorize_urls:
                 text = text.replace(url, "<authorize-url>")
