@@ -63,16 +63,19 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 class Session:
     """One app server on the harness's CODEX_HOME; keeps every page and the returned errors apart."""
 
-    def __init__(self, harness: Harness, log_format: str) -> None:
+    def __init__(
+        self, harness: Harness, log_format: str, *args: str, env: dict[str, str | None] | None = None
+    ) -> None:
         self.harness = harness
-        env = harness.env({
+        environ = harness.env({
             "CODEX_LOGIN_APP_SERVER_PORT": "0",
             "CODEX_LOGIN_LOG_STDERR": "1",
             "RUST_LOG": "trace",
             "PYTHONWARNINGS": "always",
+            **(env or {}),
         })
         self.server = AppServerProcess(
-            env, ["--issuer", harness.issuer.url, "-c", f"login_log_format={log_format}"],
+            environ, ["--issuer", harness.issuer.url, "-c", f"login_log_format={log_format}", *args],
             harness.tmp / "app-server.stderr",
         )
         self.auth_urls: list[str] = []
@@ -238,4 +241,41 @@ def test_no_canary_reaches_a_forbidden_app_server_sink(harness: Harness, log_for
     sinks.protocol = protocol_text(server.raw_lines, session.auth_urls, canaries["email"])
     assert_no_traceback(stderr)
     leaks = find_leaks(canaries.items.values(), sinks)
+    assert not leaks, "canaries leaked:\n" + "\n".join(leaks)
+
+
+def test_a_keyring_that_echoes_what_it_is_given_or_holds_reaches_no_app_server_sink(harness: Harness) -> None:
+    """The keyring store with a backend whose refusals quote the value it was given (a save) or holds (a
+    delete): the API-key login's and the logout's JSON-RPC errors, the ChatGPT sign-in's returned error,
+    stderr and the log show the backend's text with none of it."""
+    from tests.test_stored_secrets import echo_keyring, seed_keyring
+
+    store, env = echo_keyring(harness, "set,delete")
+    seed_keyring(harness, store)
+    session = Session(harness, "text", "-c", "cli_auth_credentials_store=keyring", env=env)
+    server = session.server
+    try:
+        server.initialize()
+        key = harness.canaries.add("app_api_key", "sk-proj-CNRYapp")
+        answer = server.request("account/login/start", {"type": "apiKey", "apiKey": key})
+        assert answer["error"]["message"].startswith("failed to save api key: failed to write OAuth tokens to keyring: ")
+        assert "set refused for Codex Auth|cli|" in answer["error"]["message"]  # positive control: the backend's text
+        login_id, port, state = session.start()
+        assert session.good_callback(port, state).status == 200  # the credentials could not be saved
+        error = session.completed(login_id)["error"]
+        assert "set refused for Codex Auth|cli|" in error and "<redacted" in error
+        answer = server.request("account/logout")
+        assert answer["error"]["message"].startswith("logout failed: failed to delete auth from keyring: ")
+        assert "holding <redacted" in answer["error"]["message"]
+        server.close_stdin()
+        assert server.wait() == 0
+        stderr = server.stderr()
+    finally:
+        server.stop()
+    sinks = harness.sinks()
+    sinks.terminal = "\n".join([sinks.terminal, stderr, *session.returned_errors])
+    sinks.authorize_urls += session.auth_urls
+    sinks.protocol = protocol_text(server.raw_lines, session.auth_urls, harness.canaries["email"])
+    assert_no_traceback(stderr)
+    leaks = find_leaks(harness.canaries.items.values(), sinks)
     assert not leaks, "canaries leaked:\n" + "\n".join(leaks)
