@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -513,3 +515,56 @@ def test_revoke_tokens_reports_each_outcome(issuer: ScriptedIssuer) -> None:
     outcomes = revoke_tokens(tokens, issuer=issuer.url, http_settings=HttpSettings(env={}, total_timeout=5.0))
     assert [(o.token_kind, o.ok) for o in outcomes] == [("refresh_token", True), ("access_token", False)]
     assert outcomes[1].error == "failed to revoke access_token: 400 Bad Request: unsupported_token_type"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_logout_stopped_during_a_hung_revocation_has_removed_everything_and_the_next_run_works(
+    issuer: ScriptedIssuer, codex_home: Path, signum: signal.Signals
+) -> None:
+    """Local removal comes before the revocation: a logout stopped while the issuer never answers the
+    revocation has already removed auth.json (no half-removed state, no temporary file), released the auth
+    lock, and the next status, sign-in and logout work."""
+    seed_chatgpt(codex_home)
+    arrived, release = threading.Event(), threading.Event()
+
+    def hang(_request: object) -> Answer:
+        arrived.set()
+        release.wait(60)
+        return Answer(200)
+
+    issuer.routes["/oauth/revoke"] = hang
+    proc = subprocess.Popen(
+        [CLI, "logout", "--issuer", issuer.url],
+        env=cli_env(codex_home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert arrived.wait(30), "the revocation never reached the issuer"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == (130 if signum == signal.SIGINT else -signum), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", "log"]
+    status = run_cli(codex_home, "status")
+    assert (status.returncode, status.stderr) == (1, "Not logged in\n")
+    signed_in = subprocess.run(
+        [CLI, "--with-api-key"],
+        env=cli_env(codex_home),
+        input="sk-after-logout\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    assert json.loads((codex_home / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-after-logout"
+    again = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert (again.returncode, again.stderr) == (0, "Successfully logged out\n")
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", "log"]
