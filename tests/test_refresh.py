@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -479,3 +480,52 @@ def test_a_refresh_waits_for_another_one_on_the_refresh_lock(codex_home: Path) -
     ], proc.stderr
     # How long a refresh waits for it: a 60 s request, and for the load and the save a 10 s lock and a 5 s keyring call.
     assert refresh_lock_timeout(HttpSettings(total_timeout=60.0)) == 90.0
+
+
+# ------------------------------------------------------------------------- a refresh stopped half-way
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGKILL", "crash-in-save"])
+def test_a_refresh_stopped_in_flight_or_in_its_save_keeps_the_stored_tokens_and_the_locks_usable(
+    issuer: ScriptedIssuer, codex_home: Path, stop: str
+) -> None:
+    """A process refreshing is stopped while its request waits at the token endpoint (a signal), or between
+    the write and the rename of its save (the crash hook): auth.json keeps its bytes and mode, and the next
+    refresh takes both locks at once, saves, and removes the temporary file the crash left."""
+    seed(codex_home, expires_in=60)
+    auth_file = codex_home / "auth.json"
+    auth_file.chmod(0o600)
+    before = (auth_file.read_bytes(), auth_file.stat().st_mode)
+    crash = stop == "crash-in-save"
+    held = HeldAnswer(refreshed_answer(access_token="access-lost", refresh_token="rt_CNRYlost0123456789"))
+    if crash:
+        held.release.set()  # answered at once: the process dies in its save
+    issuer.token = held
+    env = {**os.environ, **({"CODEX_LOGIN_TEST_CRASH_AFTER_TEMP_WRITE": "1"} if crash else {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_REFRESHER, str(codex_home), issuer.url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert held.arrived.wait(60), "the refresh request never reached the token endpoint"
+        if not crash:
+            proc.send_signal(getattr(signal, stop))
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        held.release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == (137 if crash else -getattr(signal, stop)), out
+    assert (auth_file.read_bytes(), auth_file.stat().st_mode) == before
+    left = sorted(p.name for p in codex_home.iterdir() if p.name.startswith(".auth.json.tmp-"))
+    assert len(left) == (1 if crash else 0)
+    issuer.token = refreshed_answer(access_token="access-next", refresh_token=NEW_REFRESH)
+    auth = refresh_tokens(codex_home, issuer=issuer.url, http_settings=SETTINGS)
+    assert auth.tokens is not None and auth.tokens.refresh_token == NEW_REFRESH
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", ".refresh.lock", "auth.json"]
+    stored = load_auth(codex_home)
+    assert stored is not None and stored.tokens is not None and stored.tokens.access_token == "access-next"

@@ -6,12 +6,15 @@ issuer's revocation endpoint and always removes the local credentials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -513,3 +516,124 @@ def test_revoke_tokens_reports_each_outcome(issuer: ScriptedIssuer) -> None:
     outcomes = revoke_tokens(tokens, issuer=issuer.url, http_settings=HttpSettings(env={}, total_timeout=5.0))
     assert [(o.token_kind, o.ok) for o in outcomes] == [("refresh_token", True), ("access_token", False)]
     assert outcomes[1].error == "failed to revoke access_token: 400 Bad Request: unsupported_token_type"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_logout_stopped_during_a_hung_revocation_has_removed_everything_and_the_next_run_works(
+    issuer: ScriptedIssuer, codex_home: Path, signum: signal.Signals
+) -> None:
+    """Local removal comes before the revocation: a logout stopped while the issuer never answers the
+    revocation has already removed auth.json (no half-removed state, no temporary file), released the auth
+    lock, and the next status, sign-in and logout work."""
+    seed_chatgpt(codex_home)
+    arrived, release = threading.Event(), threading.Event()
+
+    def hang(_request: object) -> Answer:
+        arrived.set()
+        release.wait(60)
+        return Answer(200)
+
+    issuer.routes["/oauth/revoke"] = hang
+    proc = subprocess.Popen(
+        [CLI, "logout", "--issuer", issuer.url],
+        env=cli_env(codex_home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert arrived.wait(30), "the revocation never reached the issuer"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == (130 if signum == signal.SIGINT else -signum), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", "log"]
+    status = run_cli(codex_home, "status")
+    assert (status.returncode, status.stderr) == (1, "Not logged in\n")
+    signed_in = subprocess.run(
+        [CLI, "--with-api-key"],
+        env=cli_env(codex_home),
+        input="sk-after-logout\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    assert json.loads((codex_home / "auth.json").read_text())["OPENAI_API_KEY"] == "sk-after-logout"
+    again = run_cli(codex_home, "logout", "--issuer", issuer.url)
+    assert (again.returncode, again.stderr) == (0, "Successfully logged out\n")
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", "log"]
+
+
+# A sign-in's save (store_lock, then FileStore.save: what the browser, device and API-key sign-ins do) that
+# stops between the fsync of its temporary file and the rename, until the test writes a line on its stdin.
+PAUSED_SAVE = """
+import os, sys
+from codex_login.storage import AuthDotJson, FileStore, store_lock
+real_replace = os.replace
+
+def paused_replace(src, dst):
+    print("paused", flush=True)
+    sys.stdin.readline()
+    real_replace(src, dst)
+
+os.replace = paused_replace
+with store_lock(sys.argv[1], "file"):
+    FileStore(sys.argv[1]).save(AuthDotJson.from_api_key("sk-saved-new"))
+print("saved", flush=True)
+"""
+
+
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (logout waiting for the auth lock polls with it open)."""
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(FileNotFoundError):
+        return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
+    return False
+
+
+def test_status_and_logout_during_a_sign_in_save(codex_home: Path) -> None:
+    """At the worst moment of a save (temporary file complete, not renamed yet, the auth lock held): status
+    reads the whole old record; a logout waits for the lock instead of removing the old file under the save,
+    then removes the new one, so "Successfully logged out" is true and nothing is left behind."""
+    (codex_home / "auth.json").write_text(AuthDotJson.from_api_key("sk-stored-old-0123456789abcdef").to_pretty_json())
+    saver = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_SAVE, str(codex_home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    logout_proc: subprocess.Popen[str] | None = None
+    try:
+        assert saver.stdout is not None and saver.stdin is not None
+        assert saver.stdout.readline() == "paused\n"
+        assert len([p for p in codex_home.iterdir() if p.name.startswith(".auth.json.tmp-")]) == 1
+        status = run_cli(codex_home, "status")
+        assert (status.returncode, status.stderr.splitlines()[0]) == (0, "Logged in using an API key - sk-store***bcdef")
+        logout_proc = subprocess.Popen(
+            [CLI, "logout"], env=cli_env(codex_home), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while not holds_open(logout_proc.pid, codex_home / ".auth.lock"):
+            assert logout_proc.poll() is None, "logout ended while the save held the auth lock"
+            assert time.monotonic() < deadline, "logout never opened the auth lock"
+            time.sleep(0.01)
+        assert load_auth(codex_home) == AuthDotJson.from_api_key("sk-stored-old-0123456789abcdef")  # still waiting, nothing removed
+        saver.stdin.write("go\n")
+        saver.stdin.flush()
+        assert saver.stdout.readline() == "saved\n"
+        _, logout_err = logout_proc.communicate(timeout=30)
+    finally:
+        for proc in (saver, logout_proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    assert saver.wait(timeout=10) == 0
+    assert (logout_proc.returncode, logout_err) == (0, "Successfully logged out\n")
+    assert sorted(p.name for p in codex_home.iterdir()) == [".auth.lock", "log"]

@@ -730,6 +730,78 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temp_file(home: Path) -> N
     assert tree(home) == ["auth.json"]
 
 
+class _SignalRaised(Exception):
+    """What the device sign-in's SIGTERM handler raises (``DeviceLoginStopped``): an ``Exception``, not an
+    ``OSError``, landing wherever the main thread is, a save included."""
+
+
+#: The system calls of FileStore.save, in order, from the temporary file's creation to the rename.
+_SAVE_STEPS = ("open", "fchmod", "write", "fsync", "close", "replace")
+
+
+@pytest.mark.parametrize("fault", ["OSError", "KeyboardInterrupt", "signal-handler-exception"])
+@pytest.mark.parametrize("step", _SAVE_STEPS)
+def test_a_save_failing_at_any_step_keeps_the_old_file_and_leaves_no_temp_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch, step: str, fault: str
+) -> None:
+    """Each step of the save fails in turn: with an I/O error (disk full, EIO), with Ctrl-C's
+    KeyboardInterrupt, or with the exception a signal handler raises (the device sign-in saves in the main
+    thread, where its SIGTERM handler raises). The previous auth.json keeps its bytes, inode and 0600 mode,
+    no temporary file stays in CODEX_HOME, the lock is free and the next save works."""
+    store = FileStore(home)
+    store.save(AuthDotJson.from_api_key("sk-old"))
+    before = snapshot(home / "auth.json")
+    temp_prefix = os.fspath(home / storage.TEMP_PREFIX)
+    real_open, real = os.open, getattr(os, step)
+    temp_fds: list[int] = []
+    calls: list[str] = []
+
+    def recording_open(path: str, flags: int, mode: int = 0o777) -> int:
+        if step == "open" and path.startswith(temp_prefix):
+            return failing(path)  # type: ignore[return-value]
+        fd = real_open(path, flags, mode)
+        if path.startswith(temp_prefix):
+            temp_fds.append(fd)
+        return fd
+
+    def failing(*args: object) -> object:
+        # The lock and the directory sync open, sync and close descriptors too: fail only the temporary file's.
+        if step != "open" and args[0] not in temp_fds:
+            return real(*args)
+        calls.append(step)
+        if step == "close":
+            real(*args)  # close(2) frees the descriptor even when it reports an error
+        if fault == "OSError":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        raise KeyboardInterrupt() if fault == "KeyboardInterrupt" else _SignalRaised()
+
+    monkeypatch.setattr(os, "open", recording_open)
+    if step == "replace":
+        temp_fds.append(-1)
+        monkeypatch.setattr(os, "replace", lambda src, dst: failing(-1))
+    elif step != "open":
+        monkeypatch.setattr(os, step, failing)
+    expected: type[BaseException] = {
+        "OSError": AuthSaveError,
+        "KeyboardInterrupt": KeyboardInterrupt,
+        "signal-handler-exception": _SignalRaised,
+    }[fault]
+    with auth_lock(home), pytest.raises(expected) as info:
+        FileStore(home).save(AuthDotJson.from_api_key("sk-new"))
+    monkeypatch.undo()
+    assert calls == [step]
+    if fault == "OSError":
+        assert str(info.value) == f"failed to write {home / 'auth.json'}: Input/output error"
+    assert snapshot(home / "auth.json") == before
+    assert tree(home) == [".auth.lock", "auth.json"]
+    proc = run_python(LOCK_CHILD, str(home), "5")  # another process gets the lock at once
+    assert proc.stdout.strip() == "acquired"
+    store.save(AuthDotJson.from_api_key("sk-next"))
+    loaded = store.load()
+    assert loaded is not None and loaded.openai_api_key == "sk-next"
+    assert tree(home) == [".auth.lock", "auth.json"]
+
+
 def test_crash_after_temp_write_never_truncates_and_next_save_cleans_up(home: Path) -> None:
     """Security F6: a crash between write and rename leaves the old file; the complete temporary file left
     behind is removed by the next save."""

@@ -16,8 +16,9 @@ Beyond the reference:
 * a ``last_refresh`` with nanoseconds keeps them across load and save of the same instant;
 * ``auth.json`` is written atomically: a ``0600`` temporary file ``.auth.json.tmp-<pid>-<random>`` in the
   same directory, ``fsync``, ``os.replace``, ``fsync`` of the directory. A failed save leaves the previous
-  file as it was and removes its temporary file; temporary files left by a crashed process are removed by
-  the next save. The result is ``0600`` even when the old file was ``0644``;
+  file as it was and removes its temporary file, also when what ended it is a signal handler's exception;
+  temporary files left by a crashed process are removed by the next save. The result is ``0600`` even when
+  the old file was ``0644``;
 * a symbolic link at ``auth.json`` is never followed: loading refuses it, saving refuses to replace it
   (``os.replace`` would only swap the link itself, never write through it, but silently turning a link the
   user made into a file is not ours to decide);
@@ -633,11 +634,16 @@ class FileStore(CredentialStore):
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-        except OSError as err:
+        except BaseException as err:
+            # Not only I/O errors: a signal handler's exception lands here too when the save runs in the main
+            # thread (Ctrl-C's KeyboardInterrupt, the device sign-in's SIGTERM). The temporary file is a copy
+            # of the credentials and goes with any of them; the old auth.json was never touched.
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if not isinstance(err, OSError):
+                raise
             raise AuthSaveError(f"failed to write {path}: {_os_error_text(err)}") from None
         if self._defer_sync:
             self._sync_pending = True

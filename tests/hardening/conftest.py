@@ -336,6 +336,7 @@ class CliRun:
         log_dir: Path | None,
         stdin: bytes | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        close_stdin: bool = True,
     ) -> None:
         self.argv = argv
         self.log_dir = log_dir
@@ -362,7 +363,10 @@ class CliRun:
             assert self.proc.stdin is not None
             try:
                 self.proc.stdin.write(stdin)
-                self.proc.stdin.close()
+                if close_stdin:
+                    self.proc.stdin.close()
+                else:
+                    self.proc.stdin.flush()  # left open: the process keeps waiting for the rest
             except BrokenPipeError:
                 pass
         self.exited_at: float | None = None
@@ -700,6 +704,7 @@ class Harness:
         stdin: bytes | None = None,
         preexec_fn: Callable[[], None] | None = None,
         log_dir: Path | None = None,
+        close_stdin: bool = True,
     ) -> CliRun:
         run = CliRun(
             list(argv),
@@ -708,6 +713,7 @@ class Harness:
             log_dir=log_dir if log_dir is not None else self.codex_home / "log",
             stdin=stdin,
             preexec_fn=preexec_fn,
+            close_stdin=close_stdin,
         )
         self.runs.append(run)
         return run

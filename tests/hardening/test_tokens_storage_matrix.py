@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import resource
 import signal
 import stat
@@ -26,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.hardening.conftest import PAGE, Expect, Harness, make_jwt_with, read_log
+from tests.hardening.conftest import PAGE, CliRun, Expect, Harness, make_jwt_with, read_log
 from tests.support.scripted_issuer import Answer, Recorded, b64url, tokens_answer
 
 
@@ -188,6 +189,56 @@ def test_f5_disk_full_during_the_save_keeps_the_old_file(harness: Harness) -> No
     harness.finish(run, Expect(rc=1))  # INV-1 (old file intact) and INV-6 (temp file removed)
     assert "File too large" in run.stderr
     assert "credentials could not be saved store=file error_class=" in log_text(harness)
+
+
+USERCODE = "/api/accounts/deviceauth/usercode"
+POLL = "/api/accounts/deviceauth/token"
+
+
+def _device_or_api_key_sign_in(harness: Harness, flow: str, preexec_fn: Any) -> CliRun:
+    """A device or API-key sign-in whose credentials take over 5000 bytes (a padded id_token, a long key)."""
+    if flow == "api-key":
+        key = harness.canaries.add("long_api_key", "sk-proj-CNRYlong", suffix="k" * 6000)
+        return harness.cli("--with-api-key", stdin=f"{key}\n".encode(), preexec_fn=preexec_fn)
+    answer_with_id_token(harness, make_jwt_with(claims(harness, padding="p" * 12_000), harness.canaries["signature"]))
+    harness.issuer.routes[USERCODE] = Answer.json(
+        200, {"device_auth_id": harness.canaries.add("device_auth_id", "CNRYdai"), "user_code": "AB12-CD34"}
+    )
+    verifier = harness.canaries.add("device_verifier", "CNRYverifier")
+    harness.issuer.routes[POLL] = Answer.json(
+        200, {"authorization_code": harness.canaries["code"], "code_verifier": verifier}
+    )
+    return harness.cli("--device-auth", "--port", "0", "--issuer", harness.issuer.url, preexec_fn=preexec_fn)
+
+
+@pytest.mark.parametrize("flow", ["device", "api-key"])
+def test_f5_disk_full_during_a_device_or_api_key_save_keeps_the_old_file(harness: Harness, flow: str) -> None:
+    run = _device_or_api_key_sign_in(harness, flow, _file_size_limit(5000))
+    harness.finish(run, Expect(rc=1, budget=15))  # INV-1 (old file intact) and INV-6 (temp file removed)
+    assert f"failed to write {harness.auth_path}: File too large" in run.stderr
+    assert "credentials could not be saved store=file error_class=" in log_text(harness)
+
+
+def _read_only(home: Path) -> Any:
+    """CODEX_HOME 0500, and every write refused (RLIMIT_FSIZE 0): permissions do not bind root, the size limit
+    does, so the save fails for every user (EACCES creating the temporary file, or EFBIG writing it) and the
+    row runs the same way as root and as anyone else. The log cannot be written either (G6)."""
+    home.chmod(0o500)
+    return _file_size_limit(0)
+
+
+@pytest.mark.parametrize("flow", ["device", "api-key"])
+def test_f10_a_read_only_codex_home_fails_the_save_and_keeps_the_old_file(harness: Harness, flow: str) -> None:
+    (harness.codex_home / ".auth.lock").touch(0o600)  # an earlier run's lock file: the save itself is refused
+    run = _device_or_api_key_sign_in(harness, flow, _read_only(harness.codex_home))
+    try:
+        harness.finish(run, Expect(rc=1, budget=15, attempts=0, log=False))
+    finally:
+        harness.codex_home.chmod(0o700)
+    failure = rf"failed to write {re.escape(str(harness.auth_path))}: (Permission denied|File too large)"
+    shown = re.search(failure, run.stderr)
+    assert shown is not None, run.stderr
+    assert os.geteuid() == 0 or shown.group(1) == "Permission denied"
 
 
 def test_f6_a_crash_between_write_and_rename_never_truncates(harness: Harness) -> None:
