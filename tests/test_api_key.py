@@ -269,3 +269,56 @@ def test_read_api_key_limits() -> None:
         read_api_key(io.BytesIO(b"a" * 8193))
     assert api_key_problem("sk-\u2028x") is not None
     assert api_key_problem("sk-ok") is None
+
+
+class Stopped(Exception):
+    """What the test's SIGTERM handler raises (the device sign-in's does the same): the default would end pytest."""
+
+
+def stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise Stopped
+
+
+@pytest.mark.parametrize(("signum", "stopped"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Stopped)],
+                         ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("outcome", ["saved", "save fails"])
+def test_a_stop_signal_during_the_save_waits_for_its_outcome(
+    codex_home: Path, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals, stopped: type[BaseException],
+    outcome: str
+) -> None:
+    """Ctrl-C (or SIGTERM) arriving while the key is being saved is held until the save ends. Saved: the sign-in
+    succeeds and the signal is dropped (it used to raise right after the rename: "not completed", exit 130, with
+    the new key saved). The save failed: the signal takes effect then, and the old credentials stay."""
+    login_with_api_key(codex_home, "sk-old-key-0123456789", "file")
+    before = (codex_home / "auth.json").read_bytes()
+    real_replace = os.replace
+
+    def replace_after_a_signal(src: str, dst: str) -> None:
+        os.kill(os.getpid(), signum)  # its handler runs at the next bytecode: inside the save
+        if outcome == "save fails":
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_signal)
+    previous_term = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        if outcome == "saved":
+            try:
+                where = login_with_api_key(codex_home, "sk-new-key-0123456789", "file")
+            except stopped:  # caught here: a KeyboardInterrupt reaching pytest would end the whole run
+                pytest.fail("the signal stopped a sign-in whose save had begun")
+            assert where == "file"
+        else:
+            with pytest.raises(stopped):
+                login_with_api_key(codex_home, "sk-new-key-0123456789", "file")
+        assert signal.getsignal(signal.SIGTERM) is stop_on_sigterm  # the handlers are back
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    stored = load_auth(codex_home)
+    assert stored is not None
+    if outcome == "saved":
+        assert stored.openai_api_key == "sk-new-key-0123456789"
+    else:
+        assert (codex_home / "auth.json").read_bytes() == before
+    assert not [p.name for p in codex_home.iterdir() if p.name.startswith(".auth.json.tmp-")]

@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -145,6 +146,34 @@ def assert_no_canaries(text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- Codex dialect
+
+
+def test_ctrl_c_during_the_save_lets_the_sign_in_succeed(
+    issuer: ScriptedIssuer, codex_home: Path, clock: FakeClock, login_log: LoginLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device sign-in saves in the main thread, where Ctrl-C's KeyboardInterrupt lands anywhere: one that
+    arrives during the save is held until it ends, and a saved sign-in succeeds (it used to be reported as
+    cancelled, exit 130, with the new credentials already in auth.json)."""
+    issuer.routes[USERCODE] = usercode(interval="0")
+    issuer.routes[POLL] = sequence(AUTHORIZED)
+    real_replace = os.replace
+
+    def replace_after_ctrl_c(src: str, dst: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs at the next bytecode: inside the save
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_ctrl_c)
+    try:
+        result, _shown = run(options(codex_home, issuer.url, clock))
+    except KeyboardInterrupt:  # caught here: reaching pytest it would end the whole run
+        pytest.fail("Ctrl-C stopped a device sign-in whose save had begun")
+    assert isinstance(result, LoginSuccess), result
+    assert json.loads((codex_home / "auth.json").read_text())["tokens"]["access_token"] == "access-token-123"
+    lines = norm(login_log)
+    assert not [line for line in lines if "login cancelled" in line]
+    assert [line for line in lines if "login finished outcome=success" in line]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
 
 
 def test_codex_dialect_success_after_pending(

@@ -10,9 +10,11 @@ waits that must react to signals also use a timeout (``app_server._LineReader``,
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -55,3 +57,37 @@ def call_with_timeout(
     if thread.is_alive():
         return thread, None, None
     return thread, (result[0] if result else None), (failure[0] if failure else None)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held, not acted on, while the block runs in the main thread: a save of credentials
+    that has begun finishes, and its outcome is the sign-in's.
+
+    The device and API-key sign-ins save in the main thread, where a signal's handler raises anywhere: a
+    Ctrl-C just after the rename reported "not completed" (exit 130) with the new credentials saved. On the
+    way out the handlers come back; a signal held is then raised again if the block failed (the stop goes on
+    as it would have), and dropped if it succeeded: the credentials are saved and the sign-in says so, as the
+    browser sign-in does once its save has begun (``LoginServer._commit``). Elsewhere than in the main thread
+    (where no handler can be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous: dict[signal.Signals, signal._HANDLER] = {}
+    succeeded = False
+    try:
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            previous[stop] = signal.signal(stop, hold)
+        yield
+        succeeded = True
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+        if held and not succeeded:
+            signal.raise_signal(held[0])

@@ -71,6 +71,7 @@ def login_with_api_key(
     Surrounding whitespace is trimmed; a key with whitespace or control characters inside is refused.
     Store fallback warnings (``auto`` mode) are appended to ``warnings``. Raises :class:`LoginError`.
     """
+    from ._threads import stop_signals_held
     from .storage import AuthDotJson, StoreMode, create_store, store_lock
 
     key = api_key.strip()
@@ -82,8 +83,10 @@ def login_with_api_key(
     mode = StoreMode(store_mode)
     store = create_store(codex_home, mode)
     try:
-        with store_lock(codex_home, mode):
+        # A Ctrl-C or SIGTERM during the save waits for its end: once saved, the sign-in has succeeded.
+        with stop_signals_held(), store_lock(codex_home, mode):
             where = store.save(AuthDotJson.from_api_key(key))
+            events.credentials_saved(store=where, logger=events.AUTH)
     except LoginError as err:
         events.credentials_not_saved(
             store=str(store_mode), error_class=type(err).__name__, errno=None, logger=events.AUTH
@@ -91,5 +94,4 @@ def login_with_api_key(
         raise
     if warnings is not None:
         warnings.extend(store.warnings)
-    events.credentials_saved(store=where, logger=events.AUTH)
     return where

@@ -615,6 +615,7 @@ def _standard_poll_answer(
 
 def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSuccess:
     """Workspace check, then save with ``api_key = None`` (the device flow makes no API-key exchange)."""
+    from ._threads import stop_signals_held
     from .server import LoginSuccess, workspace_restriction_message
     from .storage import AuthDotJson, StoreMode, TokenData, create_store, store_lock
     from .token_data import TokenDataError, parse_id_token
@@ -634,8 +635,10 @@ def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSucce
         TokenData(info, tokens.access_token, tokens.refresh_token, info.chatgpt_account_id), api_key=None
     )
     try:
-        with store_lock(options.codex_home, mode):  # as the browser and API-key sign-ins save
+        # A Ctrl-C or SIGTERM during the save waits for its end: once saved, the sign-in has succeeded.
+        with stop_signals_held(), store_lock(options.codex_home, mode):  # as the browser and API-key sign-ins
             where = store.save(auth)
+            events.credentials_saved(store=where, logger=events.DEVICE)
     except LoginError as err:
         events.credentials_not_saved(
             store=options.store_mode, error_class=type(err).__name__, errno=None, logger=events.DEVICE
@@ -644,7 +647,6 @@ def _persist(options: DeviceLoginOptions, tokens: ExchangedTokens) -> LoginSucce
     for warning in store.warnings:
         if options.notice is not None:
             options.notice(sanitize_terminal_text(warning, 1024))
-    events.credentials_saved(store=where, logger=events.DEVICE)
     return LoginSuccess(
         store=where,
         email=info.email,
