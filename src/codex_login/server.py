@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from ._ports import LISTEN_BACKLOG, bind_with_takeover
 from ._threads import start_thread
 from .config import (
     CLIENT_ID,
@@ -41,7 +42,6 @@ from .config import (
     DEFAULT_LOGIN_TIMEOUT_SECONDS,
     DEFAULT_ORIGINATOR,
     DEFAULT_PORT,
-    FALLBACK_PORT,
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
@@ -95,10 +95,6 @@ SPARE_DESCRIPTORS = 64
 # What an answer to a request refused unread (too long) reads and discards at most before closing: closing with
 # unread data resets the connection, and the client can lose the answer (nginx's "lingering close").
 LINGER_BYTES = 4 * 1024 * 1024
-BIND_ATTEMPTS = 10
-LISTEN_BACKLOG = 1024
-BIND_RETRY_DELAY = 0.2
-CANCEL_TIMEOUT = 2.0
 # Refused requests logged one by one per reason and attempt; the rest are only counted (security G8).
 REJECTIONS_LOGGED_PER_REASON = 20
 SENSITIVE_PARAMS = ("code", "state", "error", "error_description", "iss")
@@ -263,20 +259,6 @@ def workspace_restriction_message(allowed: tuple[str, ...], account_id: str | No
     if len(allowed) == 1:
         return f"Login is restricted to workspace id {allowed[0]}."
     return f"Login is restricted to workspace id(s) {', '.join(allowed)}."
-
-
-def send_cancel_request(port: int) -> bool:
-    """Ask whatever holds ``127.0.0.1:port`` to cancel (a previous login server, ours or Codex's).
-
-    Returns whether anything answered. Raises OSError when the request could not be sent.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=CANCEL_TIMEOUT) as sock:
-        sock.settimeout(CANCEL_TIMEOUT)
-        sock.sendall(f"GET /cancel HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-        try:
-            return bool(sock.recv(64))
-        except TimeoutError:
-            return False
 
 
 _T = TypeVar("_T")
@@ -468,49 +450,6 @@ def _from_a_web_page(headers: dict[str, str], path: str) -> bool:
     if "origin" in headers or headers.get("sec-fetch-dest", "document") != "document":
         return True
     return path == "/cancel" and headers.get("sec-fetch-site", "none") != "none"
-
-
-def _ipv6_available() -> bool:
-    return socket.has_ipv6
-
-
-def _listen(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bind_loopback(port: int) -> list[socket.socket]:
-    """Bind 127.0.0.1 and, where the host has IPv6, ::1 on the same port (D-1).
-
-    A foreign listener on ``[::1]:port`` counts as the port being in use: otherwise a browser that resolves
-    ``localhost`` to ::1 first would hand our code to it (security W1).
-    """
-    for _ in range(8):
-        v4 = _listen(socket.AF_INET, "127.0.0.1", port)
-        actual = v4.getsockname()[1]
-        if not _ipv6_available():
-            return [v4]
-        try:
-            v6 = _listen(socket.AF_INET6, "::1", actual)
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                v4.close()
-                if port == 0:
-                    continue  # an ephemeral port that happens to be taken on ::1: pick another
-                raise
-            return [v4]  # no IPv6 loopback here (EADDRNOTAVAIL, EAFNOSUPPORT): IPv4 only
-        return [v4, v6]
-    raise OSError(errno.EADDRINUSE, "could not find a port free on both 127.0.0.1 and ::1")
 
 
 class LoginServer:
@@ -1608,51 +1547,6 @@ class LoginServer:
         return reply
 
 
-def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -> tuple[list[socket.socket], bool, int]:
-    """reference-spec §4.3 plus the 1457 fallback (§20): cancel a previous server, retry, fall back."""
-    ports = [options.port]
-    if options.port == DEFAULT_PORT:
-        ports.append(FALLBACK_PORT)
-    attempts = 0
-    last_err: OSError | None = None
-    for index, port in enumerate(ports):
-        cancel_sent = False
-        for _ in range(BIND_ATTEMPTS):
-            attempts += 1
-            try:
-                return bind_loopback(port), index > 0, attempts
-            except OSError as err:
-                last_err = err
-                if err.errno != errno.EADDRINUSE:
-                    events.bind_failed(port=port, error_class=type(err).__name__, errno=err.errno)
-                    hint = ""
-                    if err.errno == errno.EACCES:
-                        hint = " (the OS refused the port; on Windows it may be in an excluded port range"
-                        hint += ": try `codex-login --device-auth`)" if options.device_auth else ")"
-                    raise PortInUseError(
-                        f"Failed to bind 127.0.0.1:{port}: {err.strerror}{hint}",
-                        kind=ErrorKind.OTHER,
-                        failure_class="bind_failed",
-                    ) from None
-            if not cancel_sent:
-                cancel_sent = True
-                try:
-                    answered = send_cancel_request(port)
-                    events.cancel_sent(port=port, answered=answered)
-                except OSError as err:
-                    notice(f"Failed to cancel previous login server: {err.strerror or err}")
-            time.sleep(BIND_RETRY_DELAY)
-        if index + 1 < len(ports):
-            events.fallback_port(
-                preferred_bind_address=f"127.0.0.1:{port}",
-                fallback_bind_address=f"127.0.0.1:{ports[index + 1]}",
-            )
-    events.bind_failed(port=ports[-1], error_class="AddrInUse", errno=last_err.errno if last_err else None)
-    tried = " and ".join(f"127.0.0.1:{p}" for p in ports)
-    instead = ", or sign in with `codex-login --device-auth`" if options.device_auth else ""
-    raise PortInUseError(f"Port {tried} is already in use. Close the other program using it{instead}.")
-
-
 def run_login_server(options: ServerOptions) -> LoginServer:
     """Start a browser sign-in: bind, build the authorize URL, serve, and open the browser (best effort).
 
@@ -1672,7 +1566,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             options.on_attempt_started()
         binding = time.monotonic()
         try:
-            sockets, fallback, attempts = _bind_with_takeover(options, notice)
+            sockets, fallback, attempts = bind_with_takeover(options, notice)
         except PortInUseError as err:
             err.attempt_id = attempt_id
             events.finished(outcome="error", failure_class=err.failure_class, duration_ms=0, flow="browser")
