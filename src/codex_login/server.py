@@ -14,7 +14,6 @@ The outcome is decided by this attempt alone: success only once credentials were
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
 import concurrent.futures
 import contextvars
@@ -22,7 +21,6 @@ import errno
 import gc
 import hmac
 import os
-import queue
 import re
 import socket
 import threading
@@ -31,11 +29,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ._ports import LISTEN_BACKLOG, bind_with_takeover
 from ._threads import start_thread
+from ._worker import SAVES_IN_FLIGHT, Worker
 from .config import (
     CLIENT_ID,
     DEFAULT_ISSUER,
@@ -261,123 +260,6 @@ def workspace_restriction_message(allowed: tuple[str, ...], account_id: str | No
     return f"Login is restricted to workspace id(s) {', '.join(allowed)}."
 
 
-_T = TypeVar("_T")
-
-
-class _Worker:
-    """The thread that runs a sign-in's blocking calls, started while the browser is away.
-
-    It first runs ``prepare`` (the HTTP client for the token exchange, see :meth:`LoginServer._prepare`),
-    then runs what it is given with that client until :meth:`stop`: the callback wakes a waiting thread
-    instead of starting one, which costs about half a millisecond on an idle machine (issue 9), and the
-    client is closed once the answer to the callback is written, not while it is. A daemon thread: the
-    interpreter does not join it at exit, so a Ctrl-C during a hung token exchange does not wait for the
-    HTTP timeout (security H4).
-    """
-
-    def __init__(self, prepare: Callable[[], HttpClient], fallback: Callable[[], HttpClient]) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[HttpClient | Exception], None] | None] = queue.SimpleQueue()
-        self._prepare = prepare
-        self._fallback = fallback
-        # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.wait_prepared.
-        self.prepared = threading.Event()
-        self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
-        start_thread(self.thread)
-
-    def _work(self) -> None:
-        client: HttpClient | Exception
-        try:
-            client = self._prepare()
-        except Exception:  # warming up is best effort; a real problem shows in the exchange itself
-            try:
-                client = self._fallback()
-            except Exception as err:  # no client at all (httpx missing? out of descriptors?): see below
-                client = err
-        finally:
-            self.prepared.set()
-        try:
-            while (job := self._jobs.get()) is not None:
-                if isinstance(client, Exception):
-                    # Tried again for each job, not kept: what failed may have been passing (descriptors
-                    # exhausted for a moment). If it fails again, the job fails with that, and none hangs.
-                    try:
-                        client = self._fallback()
-                    except Exception as err:
-                        client = err
-                job(client)
-        finally:
-            if not isinstance(client, Exception):
-                client.close()
-
-    def run(
-        self,
-        func: Callable[[HttpClient], _T],
-        then: Callable[[Callable[[], _T]], None],
-        after: Callable[[], None] | None = None,
-    ) -> None:
-        """Hand ``func(client)`` to the worker thread now, in the caller's context. ``then`` gets its outcome
-        (a function returning its value or raising its exception) on the caller's loop; ``after`` runs in
-        the worker once ``then`` is scheduled (work the answer need not wait for)."""
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-
-        def job(client: HttpClient | Exception) -> None:
-            try:
-                if isinstance(client, Exception):
-                    raise client
-                value = context.run(func, client)
-            except BaseException as err:  # handed to ``then``, which decides what it means
-                failure = err
-
-                def outcome() -> _T:
-                    raise failure
-            else:
-
-                def outcome() -> _T:
-                    return value
-
-            try:
-                # A copy: the worker enters ``context`` again for ``after`` while the loop runs ``then``.
-                loop.call_soon_threadsafe(then, outcome, context=context.copy())
-            except RuntimeError:
-                pass  # the loop is closed: nobody waits for this answer any more
-            if after is not None:
-                context.run(after)
-
-        self._jobs.put(job)
-
-    def stop(self) -> None:
-        """Once what it was given has run, close the client and end the thread."""
-        self._jobs.put(None)
-
-
-class _SavesInFlight:
-    """Saves of credentials running in daemon threads. The interpreter calls atexit functions before it
-    stops daemon threads, so waiting here lets a save that a Ctrl-C interrupted finish, as it would in a
-    thread the interpreter joins (its temporary file is never left behind)."""
-
-    def __init__(self) -> None:
-        self._running = 0
-        self._idle = threading.Condition()
-
-    def __enter__(self) -> None:
-        with self._idle:
-            self._running += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._idle:
-            self._running -= 1
-            self._idle.notify_all()
-
-    def wait(self) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._running == 0)
-
-
-_SAVES_IN_FLIGHT = _SavesInFlight()
-atexit.register(_SAVES_IN_FLIGHT.wait)
-
-
 class _Connection:
     """An accepted connection: one request head is read from it, it is answered once, then closed."""
 
@@ -519,7 +401,7 @@ class LoginServer:
         self._commit = threading.RLock()
         self._unsynced: CredentialStore | None = None  # saved, its directory not yet synced (worker only)
         # Builds the HTTP client while the browser is away, then runs the sign-in (started by _serve).
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         self._ready = threading.Event()
         self._context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -645,9 +527,9 @@ class LoginServer:
         in the browser waits (issue 9: the callback must be answered within milliseconds); then the sign-in's
         code is rehearsed (:mod:`._rehearsal`). Nothing is sent to the issuer or anywhere else: the rehearsal
         talks to a loopback issuer of its own. The thread doing it then waits to run the sign-in (see
-        :class:`_Worker`).
+        :class:`~codex_login._worker.Worker`).
         """
-        self._worker = _Worker(self._prepare, lambda: HttpClient(self.options.http))
+        self._worker = Worker(self._prepare, lambda: HttpClient(self.options.http))
 
     def _prepare(self) -> HttpClient:
         # What the exchange and the save import on first use: the resolver encodes the issuer's host name
@@ -1407,7 +1289,7 @@ class LoginServer:
         fsync, see :meth:`CredentialStore.defer_directory_sync`)."""
         store, self._unsynced = self._unsynced, None
         if store is not None:
-            with _SAVES_IN_FLIGHT:
+            with SAVES_IN_FLIGHT:
                 store.sync()
 
     def _notice(self, line: str) -> None:
@@ -1471,7 +1353,7 @@ class LoginServer:
         else:
             events.api_key_exchange_failed(status=failed_status)
         try:
-            with _SAVES_IN_FLIGHT:
+            with SAVES_IN_FLIGHT:
                 return self._persist(tokens.id_token, tokens.access_token, tokens.refresh_token, api_key, info)
         except LoginError as err:
             self._notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
