@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from ._browser_open import open_browser_in_background
 from ._ports import LISTEN_BACKLOG, bind_with_takeover
 from ._threads import start_thread
 from ._worker import SAVES_IN_FLIGHT, Worker
@@ -44,7 +45,7 @@ from .config import (
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
-from .diagnostics.redact import SECRETS, redact_urls_in_text, sanitize_terminal_text
+from .diagnostics.redact import SECRETS, sanitize_terminal_text
 from .errors import (
     CallbackError,
     ErrorKind,
@@ -389,7 +390,7 @@ class LoginServer:
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         # The browser opener's event and the attempt's final one, in that order (D-11): the opener's thread logs
-        # under this lock, and ``_finish`` logs for an opener still running (see _opener_returned).
+        # under this lock, and ``_finish`` logs for an opener still running (see opener_returned).
         self._opener_lock = threading.Lock()
         self._opener_running: str | None = None  # the name of a browser command still running
         self._final_logged = False
@@ -651,15 +652,18 @@ class LoginServer:
         # Let in-flight answers (the terminal page) drain, then stop the loop.
         self._loop.call_soon(self._shutdown_when_drained, self._loop.time() + DRAIN_SECONDS)
 
-    def _opener_starting(self, name: str | None) -> bool:
-        """A browser opener is about to run (``name`` when known before it returns); False once the attempt ended."""
+    def opener_starting(self, name: str | None) -> bool:
+        """A browser opener is about to run (``name`` when known before it returns); False once the attempt ended.
+
+        With :meth:`opener_returned`, ``done`` and ``auth_url``, what the browser opener's thread uses of the
+        server (:class:`~codex_login._browser_open.BrowserAttempt`)."""
         with self._opener_lock:
             if self._final_logged:
                 return False
             self._opener_running = name
             return True
 
-    def _opener_returned(self, log: Callable[[], None]) -> bool:
+    def opener_returned(self, log: Callable[[], None]) -> bool:
         """The opener returned: ``log`` its outcome unless the attempt's final event is out already (then
         False: the attempt ended while the opener ran, and nothing of it is reported)."""
         with self._opener_lock:
@@ -1465,54 +1469,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
         events.server_bound(port=server.actual_port, addresses=server.addresses, fallback=fallback, attempts=attempts)
         server._start()
         if options.open_browser:
-            _open_browser_in_background(server, options)
+            open_browser_in_background(server, options)
         else:
             events.browser_not_opened(reason="disabled")
     return server
-
-
-def _loggable_browser_error(error: str | None, auth_url: str) -> str:
-    """An opener's error text as the log may hold it: without the authorize URL it was handed.
-
-    Our openers keep the URL out of their errors, but a library caller's opener returns any text
-    (``str(CalledProcessError)`` lists the argv), and a command's stderr may echo the URL: the URL itself
-    goes, and any other URL form left is redacted with R-2's extended keys.
-    """
-    if not error:
-        return "unknown"
-    return redact_urls_in_text(error.replace(auth_url, "<authorize URL>"), extended=True)
-
-
-def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> None:
-    def open_it() -> None:
-        # A sign-in cancelled (or ended) before this thread ran opens no tab for a server that is gone, and
-        # logs nothing after the attempt's final event (D-11).
-        if server.done:
-            return
-        opener = options.browser_opener
-        if opener is None:
-            from .environment import choose_browser_opener, detect_environment, open_browser
-
-            info = detect_environment()
-            choice = choose_browser_opener(info)
-            if choice is None:
-                server._opener_returned(lambda: events.browser_not_opened(reason="no_browser_available"))
-                return
-            if not server._opener_starting(choice.name):
-                return
-            result = open_browser(server.auth_url, choice)
-            ok, name, error = result.ok, result.opener_name, result.error
-        else:
-            if not server._opener_starting(None):  # a caller's opener names itself only when it returns
-                return
-            ok, name, error = opener(server.auth_url)
-        if ok:
-            server._opener_returned(lambda: events.browser_opened(opener=name))
-            return
-        reason = _loggable_browser_error(error, server.auth_url)
-        # The opener may wait up to 2 s: an attempt that ended meanwhile reports nothing of it.
-        if server._opener_returned(lambda: events.browser_failed(opener=name, reason=reason)) and options.notice:
-            options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
-
-    ctx = contextvars.copy_context()
-    start_thread(threading.Thread(target=ctx.run, args=(open_it,), daemon=True, name="codex-login-browser"))
