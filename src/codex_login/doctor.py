@@ -255,10 +255,10 @@ _NO_FAMILY: Final = (errno_mod.EADDRNOTAVAIL, errno_mod.EAFNOSUPPORT, errno_mod.
 
 def _try_listen(family: socket.AddressFamily, host: str, port: int) -> int | None:
     """Listen exactly as the login server does (its own helper), then let go; the errno, None on success."""
-    from .server import _listen
+    from ._ports import listen
 
     try:
-        _listen(family, host, port).close()
+        listen(family, host, port).close()
     except OSError as exc:
         return exc.errno if exc.errno is not None else errno_mod.EAFNOSUPPORT
     return None
@@ -421,7 +421,7 @@ def _request_probe(host: str, port: int, timeout: float) -> tuple[bool, str, byt
 
 
 def _loopback_check(timeout: float) -> Check:
-    from .server import bind_loopback
+    from ._ports import bind_loopback
 
     title = "Request to a local listener"
     try:

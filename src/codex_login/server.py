@@ -14,7 +14,6 @@ The outcome is decided by this attempt alone: success only once credentials were
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
 import concurrent.futures
 import contextvars
@@ -22,7 +21,6 @@ import errno
 import gc
 import hmac
 import os
-import queue
 import re
 import socket
 import threading
@@ -31,21 +29,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from ._browser_open import open_browser_in_background
+from ._ports import LISTEN_BACKLOG, bind_with_takeover
 from ._threads import start_thread
+from ._worker import SAVES_IN_FLIGHT, Worker
 from .config import (
     CLIENT_ID,
     DEFAULT_ISSUER,
     DEFAULT_LOGIN_TIMEOUT_SECONDS,
     DEFAULT_ORIGINATOR,
     DEFAULT_PORT,
-    FALLBACK_PORT,
 )
 from .diagnostics import events
 from .diagnostics.record import attempt_span, context_for_attempt, new_attempt_id
-from .diagnostics.redact import SECRETS, redact_urls_in_text, sanitize_terminal_text
+from .diagnostics.redact import SECRETS, sanitize_terminal_text
 from .errors import (
     CallbackError,
     ErrorKind,
@@ -95,10 +95,6 @@ SPARE_DESCRIPTORS = 64
 # What an answer to a request refused unread (too long) reads and discards at most before closing: closing with
 # unread data resets the connection, and the client can lose the answer (nginx's "lingering close").
 LINGER_BYTES = 4 * 1024 * 1024
-BIND_ATTEMPTS = 10
-LISTEN_BACKLOG = 1024
-BIND_RETRY_DELAY = 0.2
-CANCEL_TIMEOUT = 2.0
 # Refused requests logged one by one per reason and attempt; the rest are only counted (security G8).
 REJECTIONS_LOGGED_PER_REASON = 20
 SENSITIVE_PARAMS = ("code", "state", "error", "error_description", "iss")
@@ -265,137 +261,6 @@ def workspace_restriction_message(allowed: tuple[str, ...], account_id: str | No
     return f"Login is restricted to workspace id(s) {', '.join(allowed)}."
 
 
-def send_cancel_request(port: int) -> bool:
-    """Ask whatever holds ``127.0.0.1:port`` to cancel (a previous login server, ours or Codex's).
-
-    Returns whether anything answered. Raises OSError when the request could not be sent.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=CANCEL_TIMEOUT) as sock:
-        sock.settimeout(CANCEL_TIMEOUT)
-        sock.sendall(f"GET /cancel HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
-        try:
-            return bool(sock.recv(64))
-        except TimeoutError:
-            return False
-
-
-_T = TypeVar("_T")
-
-
-class _Worker:
-    """The thread that runs a sign-in's blocking calls, started while the browser is away.
-
-    It first runs ``prepare`` (the HTTP client for the token exchange, see :meth:`LoginServer._prepare`),
-    then runs what it is given with that client until :meth:`stop`: the callback wakes a waiting thread
-    instead of starting one, which costs about half a millisecond on an idle machine (issue 9), and the
-    client is closed once the answer to the callback is written, not while it is. A daemon thread: the
-    interpreter does not join it at exit, so a Ctrl-C during a hung token exchange does not wait for the
-    HTTP timeout (security H4).
-    """
-
-    def __init__(self, prepare: Callable[[], HttpClient], fallback: Callable[[], HttpClient]) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[HttpClient | Exception], None] | None] = queue.SimpleQueue()
-        self._prepare = prepare
-        self._fallback = fallback
-        # Set once the HTTP client is built (TLS trust store loaded): see LoginServer.wait_prepared.
-        self.prepared = threading.Event()
-        self.thread = threading.Thread(target=self._work, daemon=True, name="codex-login-worker")
-        start_thread(self.thread)
-
-    def _work(self) -> None:
-        client: HttpClient | Exception
-        try:
-            client = self._prepare()
-        except Exception:  # warming up is best effort; a real problem shows in the exchange itself
-            try:
-                client = self._fallback()
-            except Exception as err:  # no client at all (httpx missing? out of descriptors?): see below
-                client = err
-        finally:
-            self.prepared.set()
-        try:
-            while (job := self._jobs.get()) is not None:
-                if isinstance(client, Exception):
-                    # Tried again for each job, not kept: what failed may have been passing (descriptors
-                    # exhausted for a moment). If it fails again, the job fails with that, and none hangs.
-                    try:
-                        client = self._fallback()
-                    except Exception as err:
-                        client = err
-                job(client)
-        finally:
-            if not isinstance(client, Exception):
-                client.close()
-
-    def run(
-        self,
-        func: Callable[[HttpClient], _T],
-        then: Callable[[Callable[[], _T]], None],
-        after: Callable[[], None] | None = None,
-    ) -> None:
-        """Hand ``func(client)`` to the worker thread now, in the caller's context. ``then`` gets its outcome
-        (a function returning its value or raising its exception) on the caller's loop; ``after`` runs in
-        the worker once ``then`` is scheduled (work the answer need not wait for)."""
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-
-        def job(client: HttpClient | Exception) -> None:
-            try:
-                if isinstance(client, Exception):
-                    raise client
-                value = context.run(func, client)
-            except BaseException as err:  # handed to ``then``, which decides what it means
-                failure = err
-
-                def outcome() -> _T:
-                    raise failure
-            else:
-
-                def outcome() -> _T:
-                    return value
-
-            try:
-                # A copy: the worker enters ``context`` again for ``after`` while the loop runs ``then``.
-                loop.call_soon_threadsafe(then, outcome, context=context.copy())
-            except RuntimeError:
-                pass  # the loop is closed: nobody waits for this answer any more
-            if after is not None:
-                context.run(after)
-
-        self._jobs.put(job)
-
-    def stop(self) -> None:
-        """Once what it was given has run, close the client and end the thread."""
-        self._jobs.put(None)
-
-
-class _SavesInFlight:
-    """Saves of credentials running in daemon threads. The interpreter calls atexit functions before it
-    stops daemon threads, so waiting here lets a save that a Ctrl-C interrupted finish, as it would in a
-    thread the interpreter joins (its temporary file is never left behind)."""
-
-    def __init__(self) -> None:
-        self._running = 0
-        self._idle = threading.Condition()
-
-    def __enter__(self) -> None:
-        with self._idle:
-            self._running += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._idle:
-            self._running -= 1
-            self._idle.notify_all()
-
-    def wait(self) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._running == 0)
-
-
-_SAVES_IN_FLIGHT = _SavesInFlight()
-atexit.register(_SAVES_IN_FLIGHT.wait)
-
-
 class _Connection:
     """An accepted connection: one request head is read from it, it is answered once, then closed."""
 
@@ -470,49 +335,6 @@ def _from_a_web_page(headers: dict[str, str], path: str) -> bool:
     return path == "/cancel" and headers.get("sec-fetch-site", "none") != "none"
 
 
-def _ipv6_available() -> bool:
-    return socket.has_ipv6
-
-
-def _listen(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bind_loopback(port: int) -> list[socket.socket]:
-    """Bind 127.0.0.1 and, where the host has IPv6, ::1 on the same port (D-1).
-
-    A foreign listener on ``[::1]:port`` counts as the port being in use: otherwise a browser that resolves
-    ``localhost`` to ::1 first would hand our code to it (security W1).
-    """
-    for _ in range(8):
-        v4 = _listen(socket.AF_INET, "127.0.0.1", port)
-        actual = v4.getsockname()[1]
-        if not _ipv6_available():
-            return [v4]
-        try:
-            v6 = _listen(socket.AF_INET6, "::1", actual)
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                v4.close()
-                if port == 0:
-                    continue  # an ephemeral port that happens to be taken on ::1: pick another
-                raise
-            return [v4]  # no IPv6 loopback here (EADDRNOTAVAIL, EAFNOSUPPORT): IPv4 only
-        return [v4, v6]
-    raise OSError(errno.EADDRINUSE, "could not find a port free on both 127.0.0.1 and ::1")
-
-
 class LoginServer:
     """A running browser sign-in. Build it with :func:`run_login_server`."""
 
@@ -568,7 +390,7 @@ class LoginServer:
         self._consumed = False  # the state was accepted once; it is single-use (RFC 9700 §4.2.4)
         self._rejections: dict[str, int] = {}  # refused requests per reason (see _count_rejection)
         # The browser opener's event and the attempt's final one, in that order (D-11): the opener's thread logs
-        # under this lock, and ``_finish`` logs for an opener still running (see _opener_returned).
+        # under this lock, and ``_finish`` logs for an opener still running (see opener_returned).
         self._opener_lock = threading.Lock()
         self._opener_running: str | None = None  # the name of a browser command still running
         self._final_logged = False
@@ -580,7 +402,7 @@ class LoginServer:
         self._commit = threading.RLock()
         self._unsynced: CredentialStore | None = None  # saved, its directory not yet synced (worker only)
         # Builds the HTTP client while the browser is away, then runs the sign-in (started by _serve).
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         self._ready = threading.Event()
         self._context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -706,9 +528,9 @@ class LoginServer:
         in the browser waits (issue 9: the callback must be answered within milliseconds); then the sign-in's
         code is rehearsed (:mod:`._rehearsal`). Nothing is sent to the issuer or anywhere else: the rehearsal
         talks to a loopback issuer of its own. The thread doing it then waits to run the sign-in (see
-        :class:`_Worker`).
+        :class:`~codex_login._worker.Worker`).
         """
-        self._worker = _Worker(self._prepare, lambda: HttpClient(self.options.http))
+        self._worker = Worker(self._prepare, lambda: HttpClient(self.options.http))
 
     def _prepare(self) -> HttpClient:
         # What the exchange and the save import on first use: the resolver encodes the issuer's host name
@@ -830,15 +652,18 @@ class LoginServer:
         # Let in-flight answers (the terminal page) drain, then stop the loop.
         self._loop.call_soon(self._shutdown_when_drained, self._loop.time() + DRAIN_SECONDS)
 
-    def _opener_starting(self, name: str | None) -> bool:
-        """A browser opener is about to run (``name`` when known before it returns); False once the attempt ended."""
+    def opener_starting(self, name: str | None) -> bool:
+        """A browser opener is about to run (``name`` when known before it returns); False once the attempt ended.
+
+        With :meth:`opener_returned`, ``done`` and ``auth_url``, what the browser opener's thread uses of the
+        server (:class:`~codex_login._browser_open.BrowserAttempt`)."""
         with self._opener_lock:
             if self._final_logged:
                 return False
             self._opener_running = name
             return True
 
-    def _opener_returned(self, log: Callable[[], None]) -> bool:
+    def opener_returned(self, log: Callable[[], None]) -> bool:
         """The opener returned: ``log`` its outcome unless the attempt's final event is out already (then
         False: the attempt ended while the opener ran, and nothing of it is reported)."""
         with self._opener_lock:
@@ -1468,7 +1293,7 @@ class LoginServer:
         fsync, see :meth:`CredentialStore.defer_directory_sync`)."""
         store, self._unsynced = self._unsynced, None
         if store is not None:
-            with _SAVES_IN_FLIGHT:
+            with SAVES_IN_FLIGHT:
                 store.sync()
 
     def _notice(self, line: str) -> None:
@@ -1532,7 +1357,7 @@ class LoginServer:
         else:
             events.api_key_exchange_failed(status=failed_status)
         try:
-            with _SAVES_IN_FLIGHT:
+            with SAVES_IN_FLIGHT:
                 return self._persist(tokens.id_token, tokens.access_token, tokens.refresh_token, api_key, info)
         except LoginError as err:
             self._notice(f"Persist error: {sanitize_terminal_text(str(err), 2048)}")
@@ -1608,51 +1433,6 @@ class LoginServer:
         return reply
 
 
-def _bind_with_takeover(options: ServerOptions, notice: Callable[[str], None]) -> tuple[list[socket.socket], bool, int]:
-    """reference-spec §4.3 plus the 1457 fallback (§20): cancel a previous server, retry, fall back."""
-    ports = [options.port]
-    if options.port == DEFAULT_PORT:
-        ports.append(FALLBACK_PORT)
-    attempts = 0
-    last_err: OSError | None = None
-    for index, port in enumerate(ports):
-        cancel_sent = False
-        for _ in range(BIND_ATTEMPTS):
-            attempts += 1
-            try:
-                return bind_loopback(port), index > 0, attempts
-            except OSError as err:
-                last_err = err
-                if err.errno != errno.EADDRINUSE:
-                    events.bind_failed(port=port, error_class=type(err).__name__, errno=err.errno)
-                    hint = ""
-                    if err.errno == errno.EACCES:
-                        hint = " (the OS refused the port; on Windows it may be in an excluded port range"
-                        hint += ": try `codex-login --device-auth`)" if options.device_auth else ")"
-                    raise PortInUseError(
-                        f"Failed to bind 127.0.0.1:{port}: {err.strerror}{hint}",
-                        kind=ErrorKind.OTHER,
-                        failure_class="bind_failed",
-                    ) from None
-            if not cancel_sent:
-                cancel_sent = True
-                try:
-                    answered = send_cancel_request(port)
-                    events.cancel_sent(port=port, answered=answered)
-                except OSError as err:
-                    notice(f"Failed to cancel previous login server: {err.strerror or err}")
-            time.sleep(BIND_RETRY_DELAY)
-        if index + 1 < len(ports):
-            events.fallback_port(
-                preferred_bind_address=f"127.0.0.1:{port}",
-                fallback_bind_address=f"127.0.0.1:{ports[index + 1]}",
-            )
-    events.bind_failed(port=ports[-1], error_class="AddrInUse", errno=last_err.errno if last_err else None)
-    tried = " and ".join(f"127.0.0.1:{p}" for p in ports)
-    instead = ", or sign in with `codex-login --device-auth`" if options.device_auth else ""
-    raise PortInUseError(f"Port {tried} is already in use. Close the other program using it{instead}.")
-
-
 def run_login_server(options: ServerOptions) -> LoginServer:
     """Start a browser sign-in: bind, build the authorize URL, serve, and open the browser (best effort).
 
@@ -1672,7 +1452,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
             options.on_attempt_started()
         binding = time.monotonic()
         try:
-            sockets, fallback, attempts = _bind_with_takeover(options, notice)
+            sockets, fallback, attempts = bind_with_takeover(options, notice)
         except PortInUseError as err:
             err.attempt_id = attempt_id
             events.finished(outcome="error", failure_class=err.failure_class, duration_ms=0, flow="browser")
@@ -1689,54 +1469,7 @@ def run_login_server(options: ServerOptions) -> LoginServer:
         events.server_bound(port=server.actual_port, addresses=server.addresses, fallback=fallback, attempts=attempts)
         server._start()
         if options.open_browser:
-            _open_browser_in_background(server, options)
+            open_browser_in_background(server, options)
         else:
             events.browser_not_opened(reason="disabled")
     return server
-
-
-def _loggable_browser_error(error: str | None, auth_url: str) -> str:
-    """An opener's error text as the log may hold it: without the authorize URL it was handed.
-
-    Our openers keep the URL out of their errors, but a library caller's opener returns any text
-    (``str(CalledProcessError)`` lists the argv), and a command's stderr may echo the URL: the URL itself
-    goes, and any other URL form left is redacted with R-2's extended keys.
-    """
-    if not error:
-        return "unknown"
-    return redact_urls_in_text(error.replace(auth_url, "<authorize URL>"), extended=True)
-
-
-def _open_browser_in_background(server: LoginServer, options: ServerOptions) -> None:
-    def open_it() -> None:
-        # A sign-in cancelled (or ended) before this thread ran opens no tab for a server that is gone, and
-        # logs nothing after the attempt's final event (D-11).
-        if server.done:
-            return
-        opener = options.browser_opener
-        if opener is None:
-            from .environment import choose_browser_opener, detect_environment, open_browser
-
-            info = detect_environment()
-            choice = choose_browser_opener(info)
-            if choice is None:
-                server._opener_returned(lambda: events.browser_not_opened(reason="no_browser_available"))
-                return
-            if not server._opener_starting(choice.name):
-                return
-            result = open_browser(server.auth_url, choice)
-            ok, name, error = result.ok, result.opener_name, result.error
-        else:
-            if not server._opener_starting(None):  # a caller's opener names itself only when it returns
-                return
-            ok, name, error = opener(server.auth_url)
-        if ok:
-            server._opener_returned(lambda: events.browser_opened(opener=name))
-            return
-        reason = _loggable_browser_error(error, server.auth_url)
-        # The opener may wait up to 2 s: an attempt that ended meanwhile reports nothing of it.
-        if server._opener_returned(lambda: events.browser_failed(opener=name, reason=reason)) and options.notice:
-            options.notice(sanitize_terminal_text(f"Could not open a browser with {name}: {error}", 512))
-
-    ctx = contextvars.copy_context()
-    start_thread(threading.Thread(target=ctx.run, args=(open_it,), daemon=True, name="codex-login-browser"))
