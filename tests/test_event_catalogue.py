@@ -21,6 +21,7 @@ import pytest
 
 from codex_login.diagnostics import events
 from codex_login.diagnostics.record import fields_of, target_of
+from tests.test_advice import TRANSPORT_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "diagnostics.md"
@@ -265,6 +266,15 @@ def test_every_event_is_documented_with_its_level_target_and_fields(records: lis
             written_to = {target_of(record.name) for record in written}
         assert written_to == row.targets, message
     assert sorted(set(rows) - seen) == []
+
+
+def test_the_transport_kinds_are_all_documented() -> None:
+    section = DOC.read_text(encoding="utf-8").split("## Event catalogue", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    (row,) = [line for line in rows if line.split("|")[3].strip() == f"`{events.MSG_TRANSPORT_CLASSIFIED}`"]
+    listed = re.search(r"kind \(([^;)]*)", row)
+    assert listed is not None
+    assert [kind.strip() for kind in listed[1].split(",")] == list(TRANSPORT_KINDS)
 
 
 def test_the_field_parser_reads_names_and_skips_notes() -> None:
