@@ -109,6 +109,8 @@ def _example_lines() -> list[str]:
         (0.001, 20, "codex_cli::login", ev.MSG_ATTEMPT_STARTED,
          {"flow": Display("browser"), "issuer": Display("https://auth.openai.com/"),
           "client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "version": Display("0.1.0"), "store": Display("file")}),
+        (0.002, 20, "codex_cli::login", ev.MSG_ENVIRONMENT,
+         {"ssh": False, "wsl": False, "container": Display("none"), "display": True, "browser_env": False}),
         (0.003, 20, "codex_login::server", ev.MSG_SERVER_BOUND,
          {"port": 1455, "addresses": Display("127.0.0.1,::1"), "fallback": False, "attempts": 1}),
         (0.412, 20, "codex_login::server", ev.MSG_BROWSER_OPENED, {"opener": Display("webbrowser")}),

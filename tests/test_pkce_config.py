@@ -201,6 +201,20 @@ def test_malformed_config_names_file_and_line(tmp_path: Path) -> None:
     assert "config.toml" in str(info.value) and "line 2" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "last_line"),
+    [('log_dir = "x"\nissuer = [\n', 2), ('x = """never closed\r\n\r\nstill open', 3), ("a = {b = 1,", 1)],
+)
+def test_a_file_that_ends_too_soon_names_its_last_line(tmp_path: Path, text: str, last_line: int) -> None:
+    """DECISIONS §1: a malformed file names the file and the line. tomllib names a line and column, except
+    for a file that ends inside an array, a string or a table ("at end of document"): its last line then."""
+    (tmp_path / "config.toml").write_bytes(text.encode())
+    with pytest.raises(ConfigError) as info:
+        load_config([], env={"CODEX_HOME": str(tmp_path)})
+    assert str(info.value).startswith(f"{tmp_path / 'config.toml'}: ")
+    assert str(info.value).endswith(f"(at end of document, after line {last_line})")
+
+
 def test_a_lone_carriage_return_in_config_is_the_malformed_file_error(tmp_path: Path) -> None:
     """TOML allows CR only before LF. Read with universal newlines, this file's CR became a line break, the
     comment ended there and the hidden setting took effect. TOML (and tomllib) refuse the file."""

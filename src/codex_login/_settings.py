@@ -222,8 +222,14 @@ def _read_config_file(codex_home: str) -> "tuple[dict[str, Any], str]":
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
-        # tomllib's message names the line and column: "Expected '=' ... (at line 3, column 5)".
-        raise ConfigError(f"{path}: {err}") from None
+        # tomllib's message names the line and column: "Expected '=' ... (at line 3, column 5)", except when the
+        # file ends inside an array, a string or a table: "(at end of document)". DECISIONS §1 wants the line
+        # named, so that one says the file's last line.
+        message = str(err)
+        if message.endswith("(at end of document)"):
+            lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+            message = f"{message[:-1]}, after line {lines})"
+        raise ConfigError(f"{path}: {message}") from None
     except ValueError:
         # tomllib hands an integer to int(), which refuses more than 4300 digits (a ValueError that is not a
         # TOMLDecodeError, and whose text speaks of sys.set_int_max_str_digits).

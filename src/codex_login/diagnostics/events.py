@@ -34,6 +34,8 @@ DEBUG = logging.DEBUG
 # Messages, named so tests and the timeline reader refer to them instead of retyping them.
 MSG_BROWSER_FLOW = "starting browser login flow"
 MSG_DEVICE_FLOW = "starting device code login flow"
+# Written by the Rust CLI's run_login_with_device_code_fallback_to_browser, never by codex-login (its --device-auth
+# writes MSG_DEVICE_FLOW, as Codex's does): kept so `codex-login log` reads a log the Rust CLI wrote.
 MSG_DEVICE_FALLBACK_FLOW = "starting login flow with device code fallback"
 MSG_API_KEY_FLOW = "starting api key login flow"
 MSG_CALLBACK = "received login callback"
@@ -99,10 +101,6 @@ def browser_login_flow_started() -> None:
 
 def device_login_flow_started() -> None:
     emit(CLI, INFO, MSG_DEVICE_FLOW)
-
-
-def device_fallback_flow_started() -> None:
-    emit(CLI, INFO, MSG_DEVICE_FALLBACK_FLOW)
 
 
 def api_key_login_flow_started() -> None:
