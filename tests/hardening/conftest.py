@@ -963,3 +963,13 @@ def inspect_page(text: str) -> PageFacts:
 
     Parser().feed(text)
     return facts
+
+
+def send_callback_quietly(run: CliRun, query: str) -> None:
+    """Send ``/auth/callback?query`` to ``run`` from a thread while the test stops the process: no answer (the
+    process was stopped or killed while the request waited) is an expected outcome, not a failure."""
+    assert run.port is not None
+    try:
+        raw_exchange(run.port, request_bytes(run.port, f"/auth/callback?{query}"), timeout=30)
+    except (OSError, AssertionError):
+        pass

@@ -30,9 +30,8 @@ from tests.hardening.conftest import (
     Expect,
     Harness,
     parse_log_lines,
-    raw_exchange,
     read_log,
-    request_bytes,
+    send_callback_quietly,
 )
 from tests.support.scripted_issuer import Answer, Recorded
 
@@ -114,19 +113,11 @@ def test_a_killed_browser_sign_in_keeps_the_old_file_and_the_next_run_works(
     harness.issuer.token = hung_token
     run = harness.login()
     if stage == "token-exchange":
-        threading.Thread(target=_callback_quietly, args=(run, harness.good_query(run)), daemon=True).start()
+        threading.Thread(target=send_callback_quietly, args=(run, harness.good_query(run)), daemon=True).start()
         assert hung_token.arrived.wait(20), "the token request never arrived"
     run.signal(signal.SIGKILL)
     harness.finish(run, Expect(rc=-signal.SIGKILL, attempts=0, budget=(time.monotonic() - run.started) + 5))
     assert_next_run_works(harness)
-
-
-def _callback_quietly(run: CliRun, query: str) -> None:
-    assert run.port is not None
-    try:
-        raw_exchange(run.port, request_bytes(run.port, f"/auth/callback?{query}"), timeout=30)
-    except (OSError, AssertionError):
-        pass  # the process was killed while this request waited: no answer is the expected outcome
 
 
 # --------------------------------------------------------------------------------------------- device

@@ -26,7 +26,6 @@ import pytest
 
 from tests.conftest import LoginLog
 from tests.hardening.conftest import (
-    CliRun,
     Expect,
     Harness,
     assert_no_traceback,
@@ -35,6 +34,7 @@ from tests.hardening.conftest import (
     raw_exchange,
     read_log,
     request_bytes,
+    send_callback_quietly,
 )
 from tests.support.loopback import LoopbackServer
 from tests.support.scripted_issuer import Answer, Recorded
@@ -148,7 +148,7 @@ def test_h4_signals_end_the_attempt_cleanly_at_every_stage(harness: Harness, sta
         time.sleep(1.0)
     callback: threading.Thread | None = None
     if stage == "token-exchange":
-        callback = threading.Thread(target=_callback_quietly, args=(run, harness.good_query(run)), daemon=True)
+        callback = threading.Thread(target=send_callback_quietly, args=(run, harness.good_query(run)), daemon=True)
         callback.start()
         deadline = time.monotonic() + 10
         while not harness.issuer.token_requests():
@@ -164,14 +164,6 @@ def test_h4_signals_end_the_attempt_cleanly_at_every_stage(harness: Harness, sta
     release.set()
     if callback is not None:
         callback.join(5)
-
-
-def _callback_quietly(run: CliRun, query: str) -> None:
-    assert run.port is not None
-    try:
-        raw_exchange(run.port, request_bytes(run.port, f"/auth/callback?{query}"), timeout=30)
-    except (OSError, AssertionError):
-        pass  # the process was stopped while this request waited: no answer is the expected outcome
 
 
 def test_h5_no_callback_within_the_timeout(harness: Harness) -> None:
