@@ -587,18 +587,23 @@ class OnTerminal:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a test that sends SIGQUIT leaves no core file
 
         self.output = bytearray()
-        self.proc = self._spawn(args, env, make_controlling_terminal)
-
-    def _spawn(self, args: list[str], env: Mapping[str, str], preexec: Callable[[], None]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [str(CONSOLE_SCRIPT), *args],
+        self.proc = subprocess.Popen(
+            self._command(args),
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=preexec,
+            preexec_fn=make_controlling_terminal,
+            pass_fds=self._inherited_fds(),
         )
+
+    def _command(self, args: list[str]) -> list[str]:
+        """The argv run on the terminal (a subclass runs codex-login under a job-control shell)."""
+        return [str(CONSOLE_SCRIPT), *args]
+
+    def _inherited_fds(self) -> tuple[int, ...]:
+        return ()
 
     def read_until(
         self, needle: bytes | re.Pattern[bytes], *, timeout: float = PROCESS_TIMEOUT, start: int = 0
@@ -794,18 +799,12 @@ class JobOnTerminal(OnTerminal):
         self.events = os.fdopen(self.events_pipe, "r")
         self.job = int(self.event().removeprefix("pid "))
 
-    def _spawn(self, args: list[str], env: Mapping[str, str], preexec: Callable[[], None]) -> subprocess.Popen[bytes]:
-        commands_read, events_write = self.commands_read, self._events_write
-        return subprocess.Popen(
-            [sys.executable, "-c", JOB_SHELL, str(commands_read), str(events_write), str(CONSOLE_SCRIPT), *args],
-            stdin=self.slave,
-            stdout=self.slave,
-            stderr=self.slave,
-            env=dict(env),
-            start_new_session=True,
-            preexec_fn=preexec,
-            pass_fds=(commands_read, events_write),
-        )
+    def _command(self, args: list[str]) -> list[str]:
+        shell_fds = [str(fd) for fd in self._inherited_fds()]
+        return [sys.executable, "-c", JOB_SHELL, *shell_fds, str(CONSOLE_SCRIPT), *args]
+
+    def _inherited_fds(self) -> tuple[int, ...]:
+        return (self.commands_read, self._events_write)
 
     def event(self) -> str:
         ready, _, _ = select.select([self.events], [], [], PROCESS_TIMEOUT)
